@@ -1,0 +1,23 @@
+"""Wire contracts of pairstream: what goes on the `anchors`, `triplets` and dead-letter topics.
+
+These pydantic models are the single source of truth; the JSON Schema files in
+`schemas/json/` are generated from them (`python -m schemas.export`) and a test
+keeps the two in sync, so non-Python consumers can validate the same records.
+"""
+
+from schemas.anchor import ACTIONS, Action, AnchorIn
+from schemas.dead_letter import DeadLetter, ErrorInfo, Stage
+from schemas.triplet import SCHEMA_VERSION, Source, TripletRecord, Usage
+
+__all__ = [
+    "ACTIONS",
+    "Action",
+    "AnchorIn",
+    "DeadLetter",
+    "ErrorInfo",
+    "SCHEMA_VERSION",
+    "Source",
+    "Stage",
+    "TripletRecord",
+    "Usage",
+]

@@ -1,0 +1,57 @@
+"""The triplet record: the value pairstream produces on the `triplets` topic (key = `id`).
+
+`anchor`, `positive`, `negative` are the columns sentence-transformers loads as a
+triplet dataset; the other fields say how each row was made, so a dataset can be
+audited, filtered and deduplicated (`id` is deterministic per source anchor).
+"""
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.anchor import Action
+
+SCHEMA_VERSION = 1
+
+
+class Source(BaseModel):
+    """Where the anchor came from on Kafka."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    topic: str
+    partition: int
+    offset: int
+
+
+class Usage(BaseModel):
+    """Token usage reported by the LLM server, summed over every attempt."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class TripletRecord(BaseModel):
+    """A validated (anchor, positive, negative) example."""
+
+    model_config = ConfigDict(extra="forbid", title="Triplet")
+
+    id: str
+    anchor: str
+    positive: str
+    negative: str | None = Field(description="null when `triplet` is false.")
+    model_name: str = Field(description="The model that generated the record, as the server reported it.")
+    action: Action
+    triplet: bool
+    hard_negative: bool
+    context: str | None
+    metadata: dict[str, Any] | None
+    usage: Usage
+    attempts: int = Field(ge=1, description="LLM requests it took, retries included.")
+    latency_ms: float = Field(ge=0, description="Time from consumption to generation, in milliseconds.")
+    generated_at: datetime
+    source: Source
+    schema_version: int = SCHEMA_VERSION

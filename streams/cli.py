@@ -1,0 +1,216 @@
+"""`pairstream` command line. Flags are derived from the `Settings` model, so every
+`PAIRSTREAM_*` variable has a matching flag and flags win.
+
+Exit codes: 0 success, 2 usage or configuration error (one line naming the
+setting), 1 runtime failure.
+"""
+
+import asyncio
+import signal
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from streams.settings import Settings, SettingsError, env_name, load_settings
+
+err_console = Console(stderr=True)
+
+KAFKA_SETTINGS = ("broker", "broker_security_protocol", "broker_sasl_mechanism", "broker_sasl_username",
+                  "broker_sasl_password", "broker_ca_file", "broker_session_timeout_s", "topic_partitions",
+                  "topic_replicas")
+ALL_SETTINGS = tuple(Settings.model_fields)
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+def setting_options(*names: str) -> Callable:
+    """Add a `--flag` for each named setting (bools get `--flag/--no-flag`)."""
+
+    def decorate(func: Callable) -> Callable:
+        for name in reversed(names):
+            field = Settings.model_fields[name]
+            flag = "--" + name.replace("_", "-")
+            help_text = f"{field.description} [env {env_name(name)}]"
+            if field.annotation is bool:
+                func = click.option(f"{flag}/--no-{flag[2:]}", name, default=None, help=help_text)(func)
+            else:
+                func = click.option(flag, name, default=None, help=help_text, show_default=False)(func)
+        return func
+
+    return decorate
+
+
+def settings_from(kwargs: dict[str, Any], names: tuple[str, ...] = ALL_SETTINGS, **extra) -> Settings:
+    """Pop the setting flags out of `kwargs` and load Settings; exit 2 on a bad value."""
+    flags = {name: kwargs.pop(name) for name in names if name in kwargs}
+    try:
+        settings = load_settings(**flags, **extra)
+    except SettingsError as exc:
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(EXIT_USAGE)
+    from streams.logs import register_secret
+    for secret in (settings.llm_api_key, settings.broker_sasl_password):
+        if secret is not None:
+            register_secret(secret.get_secret_value())
+    return settings
+
+
+def fail(message: str) -> None:
+    err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    sys.exit(EXIT_FAILURE)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(package_name="pairstream")
+def cli() -> None:
+    """pairstream: a streaming generator of (anchor, positive, negative) training data."""
+
+
+@cli.command()
+@setting_options(*ALL_SETTINGS)
+def worker(**kwargs: Any) -> None:
+    """Run the Faust worker: consume anchors, call the LLM, produce triplets and dead letters."""
+    settings = settings_from(kwargs)
+    run_worker(settings)
+
+
+def run_worker(settings: Settings) -> None:
+    import faust
+
+    from streams.app import create_app
+    from streams.kafka import ensure_topics
+    from streams.logs import configure_logging, logging_config
+
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        asyncio.run(ensure_topics(settings, [settings.anchors_topic, settings.triplets_topic, settings.dlq_topic]))
+    except Exception as exc:
+        fail(f"cannot reach the broker at {settings.broker}: {exc}")
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    app = create_app(settings)
+    loglevel = {"warning": "warn"}.get(settings.log_level, settings.log_level)
+    faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False,
+                 logging_config=logging_config(settings.log_level, settings.log_format)).execute_from_commandline()
+
+
+@cli.command()
+@click.argument("source", default="-", metavar="[FILE|-]")
+@click.option("--format", "fmt", type=click.Choice(["txt", "jsonl", "csv"]), default=None,
+              help="Input format (default: from the file extension; stdin is txt).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@setting_options(*KAFKA_SETTINGS, "anchors_topic")
+def publish(source: str, fmt: str | None, quiet: bool, **kwargs: Any) -> None:
+    """Publish anchors from a .txt (one a line), .jsonl or .csv file, or stdin (-)."""
+    from streams.publish import BadLine, detect_format, encode_anchor, open_input, publish as do_publish, read_anchors
+
+    settings = settings_from(kwargs, KAFKA_SETTINGS + ("anchors_topic",))
+    fmt = detect_format(source, fmt)
+    try:
+        with open_input(source) as stream:
+            encoded = [(line, encode_anchor(fields, line)) for line, fields in read_anchors(stream, fmt)]
+    except OSError as exc:
+        fail(f"cannot read {source}: {exc}")
+    except UnicodeDecodeError as exc:
+        fail(f"{source} is not UTF-8: {exc}")
+    bad = [e for _, e in encoded if isinstance(e, BadLine)]
+    if bad:
+        for b in bad[:10]:
+            err_console.print(f"[red]line {b.line}:[/red] {b.message}", highlight=False)
+        fail(f"{len(bad)} invalid record(s) in {source}; nothing was published")
+    records = [e for _, e in encoded]
+    from streams.kafka import ensure_topics
+
+    with _progress(quiet, "publishing", len(records)) as (progress, task):
+        try:
+            asyncio.run(ensure_topics(settings, [settings.anchors_topic]))
+            sent = asyncio.run(do_publish(settings, records, on_sent=lambda n: progress.advance(task, n)))
+        except Exception as exc:
+            fail(f"publishing to {settings.broker} failed: {exc}")
+    click.echo(f"published {sent} anchors to {settings.anchors_topic}")
+
+
+@cli.command()
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Dataset directory.")
+@click.option("--group", default=None, help="Consumer group (default: <app id>-sink).")
+@click.option("--until-idle", type=float, default=None, help="Stop after this many seconds without records.")
+@click.option("--limit", type=int, default=None, help="Stop after this many records.")
+@click.option("--dead-letters/--no-dead-letters", default=False,
+              help="Also write dead letters to dead_letters.jsonl.")
+@click.option("--quiet", is_flag=True, help="No progress display.")
+@setting_options(*KAFKA_SETTINGS, "triplets_topic", "dlq_topic", "app_id")
+def consume(out_dir: Path, group: str | None, until_idle: float | None, limit: int | None, dead_letters: bool,
+            quiet: bool, **kwargs: Any) -> None:
+    """Consume the triplets topic into DIR/triplets.jsonl (resumable, duplicates dropped by id)."""
+    from streams.sinks import consume as do_consume
+
+    settings = settings_from(kwargs, KAFKA_SETTINGS + ("triplets_topic", "dlq_topic", "app_id"))
+    stop = asyncio.Event()
+
+    async def run():
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        with _progress(quiet, "consuming", None) as (progress, task):
+            def show(stats):
+                progress.update(task, completed=stats.triplets + stats.dead_letters,
+                                description=f"consuming ({stats.triplets / max(stats.elapsed, 1e-9):.1f} rec/s)")
+            return await do_consume(settings, out_dir, group=group or f"{settings.app_id}-sink",
+                                    until_idle=until_idle, limit=limit, dead_letters=dead_letters,
+                                    on_progress=show, stop=stop)
+
+    try:
+        stats = asyncio.run(run())
+    except Exception as exc:
+        fail(f"consuming from {settings.broker} failed: {exc}")
+    click.echo(f"wrote {stats.triplets} triplets, {stats.dead_letters} dead letters, "
+               f"dropped {stats.duplicates} duplicates, into {out_dir}")
+
+
+@cli.command()
+@click.option("--port", type=int, default=None, help="Port (default: a free one).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+def broker(port: int | None, host: str) -> None:
+    """Run the embedded Kafka-compatible broker (Tansu, in memory) in the foreground."""
+    from streams.broker import BrokerError, EmbeddedBroker
+
+    try:
+        embedded = EmbeddedBroker(port=port, host=host).start()
+    except BrokerError as exc:
+        fail(str(exc))
+    click.echo(f"broker listening: PAIRSTREAM_BROKER={embedded.url}", err=False)
+    sys.stdout.flush()
+    try:
+        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        embedded.proc.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        embedded.stop()
+
+
+class _progress:
+    """A rich progress bar on stderr (or nothing with --quiet)."""
+
+    def __init__(self, quiet: bool, description: str, total: int | None):
+        self.quiet, self.description, self.total = quiet, description, total
+
+    def __enter__(self):
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), console=err_console, disable=self.quiet, transient=False)
+        self.progress.__enter__()
+        return self.progress, self.progress.add_task(self.description, total=self.total)
+
+    def __exit__(self, *exc):
+        return self.progress.__exit__(*exc)
+
+
+def main() -> None:
+    cli(prog_name="pairstream")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""Every pairstream setting, read from `PAIRSTREAM_*` environment variables and CLI flags.
+
+One pydantic-settings model is the single list of settings: the CLI derives its
+flags from it, `docker-compose.yml` and `ops/` are checked against it by a test,
+and a bad value fails fast with the setting's name (exit code 2).
+"""
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas.anchor import Action
+
+ENV_PREFIX = "PAIRSTREAM_"
+
+
+class Settings(BaseSettings):
+    """pairstream configuration. Field `foo_bar` is env `PAIRSTREAM_FOO_BAR` and flag `--foo-bar`."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", validate_default=True)
+
+    # Kafka
+    broker: str = Field("kafka://127.0.0.1:9092", description="Kafka bootstrap servers, e.g. kafka://host1:9092;host2:9092.")
+    broker_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="Kafka security protocol."
+    )
+    broker_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "PLAIN", description="SASL mechanism for SASL_* protocols."
+    )
+    broker_sasl_username: str | None = Field(None, description="SASL user name.")
+    broker_sasl_password: SecretStr | None = Field(None, description="SASL password (secret).")
+    broker_ca_file: Path | None = Field(None, description="CA bundle that signs the brokers' certificates.")
+    anchors_topic: str = Field("anchors", description="Topic the worker consumes anchors from.")
+    triplets_topic: str = Field("triplets", description="Topic the worker produces triplet records to.")
+    dlq_topic: str = Field("anchors-dlq", description="Dead-letter topic for anchors that cannot become triplets.")
+    app_id: str = Field("pairstream", description="Faust app id, which is also the consumer group.")
+    topic_partitions: int = Field(8, ge=1, description="Partitions of topics pairstream creates when missing.")
+    topic_replicas: int = Field(1, ge=1, description="Replication factor of topics pairstream creates when missing.")
+    broker_session_timeout_s: float = Field(
+        10.0, gt=0, description="Consumer-group session timeout; a new member's first join waits about half of it."
+    )
+
+    # LLM
+    llm_base_url: str = Field("http://127.0.0.1:8000/v1", description="OpenAI-compatible API base URL (ending in /v1).")
+    llm_model: str = Field("SmolLM2-135M-Instruct", description="Model name sent in each request.")
+    llm_api_key: SecretStr | None = Field(None, description="Bearer token for the LLM server (secret, never logged).")
+    llm_timeout_s: float = Field(60.0, gt=0, description="Timeout of one LLM request, in seconds.")
+    llm_max_retries: int = Field(4, ge=0, description="Retries of one LLM request on 429/408/409/5xx, connection errors and timeouts.")
+    llm_temperature: float = Field(0.2, ge=0, le=2, description="Sampling temperature of the first attempt.")
+    llm_max_tokens: int = Field(256, ge=16, description="max_tokens of each request.")
+    llm_response_format: Literal["json_schema", "json_object"] = Field(
+        "json_schema",
+        description="How structured output is asked: `json_schema` (OpenAI, vLLM, llama.cpp) or "
+        "`json_object` with an inline schema (llama-cpp-python server, older llama.cpp).",
+    )
+
+    # Generation (per-record fields of an anchor override these)
+    action: Action = Field("paraphrase", description="What the positive is to the anchor.")
+    triplet: bool = Field(True, description="Also generate a negative.")
+    hard_negative: bool = Field(False, description="Negative shares words and structure with the anchor but means something else.")
+    context: str = Field("", description="Text that steers generation (empty: none).")
+    structured_output: bool = Field(True, description="Ask for JSON-schema output; false uses the plain-text format.")
+    max_generation_attempts: int = Field(3, ge=1, description="Attempts at a valid output per anchor (re-asks on unparseable or invalid output).")
+    max_anchor_chars: int = Field(4000, ge=1, description="Longer anchors are dead-lettered (stage validate).")
+    max_output_chars: int = Field(400, ge=8, description="maxLength of each generated sentence.")
+
+    # Worker
+    concurrency: int = Field(8, ge=1, description="LLM requests in flight per worker.")
+    web_port: int = Field(6066, ge=0, le=65535, description="Port of the worker's web server.")
+    web_host: str = Field("127.0.0.1", description="Interface of the worker's web server.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
+    log_format: Literal["text", "json"] = Field("text", description="`json` for one JSON object per log line.")
+
+    @field_validator("llm_base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("broker")
+    @classmethod
+    def _broker_url(cls, value: str) -> str:
+        if not bootstrap_servers(value):
+            raise ValueError("must name at least one host:port")
+        return value
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        return bootstrap_servers(self.broker)
+
+
+def bootstrap_servers(broker: str) -> list[str]:
+    """`kafka://a:9092;b:9092` (Faust's form) or `a:9092,b:9092` -> ["a:9092", "b:9092"] for aiokafka."""
+    hosts = []
+    for part in broker.replace(",", ";").split(";"):
+        part = part.strip().removeprefix("kafka://").removeprefix("aiokafka://").strip("/")
+        if part:
+            hosts.append(part)
+    return hosts
+
+
+def env_name(field: str) -> str:
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+class SettingsError(Exception):
+    """A setting has a bad value; `str()` is a one-line message naming it."""
+
+
+def load_settings(**overrides) -> Settings:
+    """Settings from the environment, with `overrides` (CLI flags) winning. Raises SettingsError."""
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = str(err["loc"][0]) if err["loc"] else "?"
+        # Never echo the input of a secret setting.
+        shown = "" if "key" in field or "password" in field else f" (got {err.get('input')!r})"
+        raise SettingsError(f"{env_name(field)} / --{field.replace('_', '-')}: {err['msg']}{shown}") from None
