@@ -4,6 +4,10 @@
 can run workers with different settings in one process tree.
 """
 
+import logging
+import tempfile
+from pathlib import Path
+
 import faust
 
 from streams.agent import AnchorAgent
@@ -12,6 +16,8 @@ from streams.kafka import faust_credentials
 from streams.llm import LLMClient
 from streams.processor import AnchorProcessor
 from streams.settings import Settings
+
+log = logging.getLogger("pairstream.app")
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -35,7 +41,7 @@ def create_app(settings: Settings) -> faust.App:
         producer_acks=-1,
         # A stream that waits on its in-flight LLM calls before a rebalance completes.
         stream_wait_empty=True,
-        datadir="/tmp/pairstream-{appid}",
+        datadir=str(Path(tempfile.gettempdir()) / f"pairstream-{settings.app_id}"),
     )
     anchors = app.topic(settings.anchors_topic, key_serializer="raw", value_serializer="raw")
 
@@ -45,5 +51,10 @@ def create_app(settings: Settings) -> faust.App:
     runner = AnchorAgent(app, processor, settings.concurrency)
     app.agent(anchors, name="pairstream.generate")(runner.run)
     app.pairstream_runner = runner  # for tests and metrics
+
+    @app.on_partitions_assigned.connect
+    async def _log_assignment(sender, assigned, **kwargs) -> None:
+        mine = sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned if tp.topic == settings.anchors_topic)
+        log.info("partitions assigned: %d of %s", len(mine), settings.anchors_topic)
 
     return app
