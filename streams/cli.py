@@ -192,6 +192,62 @@ def broker(port: int | None, host: str) -> None:
         embedded.stop()
 
 
+@cli.command()
+@click.option("--anchors", "anchors_file", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="Anchors file (.txt/.jsonl/.csv; default: the sample shipped with pairstream).")
+@click.option("--limit", type=int, default=None, help="Publish at most this many anchors.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("data/demo"),
+              show_default=True, help="Dataset directory.")
+@click.option("--timeout", type=float, default=1800, show_default=True, help="Give up after this many seconds.")
+def demo(anchors_file: Path | None, limit: int | None, out_dir: Path, timeout: float) -> None:
+    """The whole job on embedded defaults: broker, local model, worker, publish, consume, summary."""
+    from streams.demo import DemoError, run_demo
+
+    settings = settings_from({})
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=err_console)
+    task = None
+
+    def log(line: str) -> None:
+        err_console.print(line, highlight=False)
+
+    def show(stats) -> None:
+        nonlocal task
+        if task is None:
+            progress.start()
+            task = progress.add_task("anchors accounted for", total=expected)
+        rate = stats.seen / max(stats.elapsed, 1e-9)
+        progress.update(task, completed=stats.seen,
+                        description=f"triplets {stats.triplets}  dead letters {stats.dead_letters}  {rate:.2f}/s")
+
+    from streams.demo import load_anchors
+    try:
+        expected = len(load_anchors(anchors_file, limit))
+        result = run_demo(settings, anchors_file=anchors_file, limit=limit, out_dir=out_dir, timeout=timeout,
+                          on_progress=show, log=log)
+    except DemoError as exc:
+        progress.stop()
+        fail(str(exc))
+    except KeyboardInterrupt:
+        progress.stop()
+        err_console.print("interrupted; every child process was stopped")
+        sys.exit(130)
+    progress.stop()
+    s = result.stats
+    click.echo(
+        f"\nanchors        {result.anchors}\n"
+        f"triplets       {s.triplets}  ({s.triplets / max(result.anchors, 1):.0%} valid)\n"
+        f"dead letters   {s.dead_letters}\n"
+        f"duplicates     {s.duplicates} (already in the dataset, dropped)\n"
+        f"model          {result.model}\n"
+        f"time           {result.elapsed:.1f}s  ({result.anchors / max(result.elapsed, 1e-9):.2f} anchors/s)\n"
+        f"dataset        {result.out_dir / 'triplets.jsonl'}\n"
+        f"dead letters   {result.out_dir / 'dead_letters.jsonl'}"
+    )
+    if result.accounted + s.duplicates < result.anchors:
+        sys.exit(EXIT_FAILURE)
+
+
 class _progress:
     """A rich progress bar on stderr (or nothing with --quiet)."""
 

@@ -70,6 +70,11 @@ class ConsumeStats:
     started: float = field(default_factory=time.monotonic)
 
     @property
+    def seen(self) -> int:
+        """Records consumed, duplicates included."""
+        return self.triplets + self.dead_letters + self.duplicates
+
+    @property
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
@@ -78,7 +83,7 @@ async def consume(settings: Settings, out_dir: Path, *, group: str, until_idle: 
                   limit: int | None = None, dead_letters: bool = False,
                   on_progress: Callable[[ConsumeStats], None] | None = None,
                   stop: asyncio.Event | None = None) -> ConsumeStats:
-    """Consume until `limit` records, `until_idle` seconds without records, or `stop` is set."""
+    """Consume until `limit` records (duplicates included), `until_idle` seconds without records, or `stop` is set."""
     topics = [settings.triplets_topic] + ([settings.dlq_topic] if dead_letters else [])
     sinks = {settings.triplets_topic: JsonlSink(out_dir, "triplets")}
     if dead_letters:
@@ -115,7 +120,7 @@ async def consume(settings: Settings, out_dir: Path, *, group: str, until_idle: 
             await consumer.commit()  # only after the records are on disk
             if on_progress:
                 on_progress(stats)
-            if limit is not None and stats.triplets + stats.dead_letters >= limit:
+            if limit is not None and stats.seen >= limit:
                 break
     finally:
         for sink in sinks.values():
