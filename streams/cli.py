@@ -201,7 +201,7 @@ def broker(port: int | None, host: str) -> None:
 @click.option("--timeout", type=float, default=1800, show_default=True, help="Give up after this many seconds.")
 def demo(anchors_file: Path | None, limit: int | None, out_dir: Path, timeout: float) -> None:
     """The whole job on embedded defaults: broker, local model, worker, publish, consume, summary."""
-    from streams.demo import DemoError, run_demo
+    from streams.demo import DemoError, load_anchors, run_demo
 
     settings = settings_from({})
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -220,11 +220,10 @@ def demo(anchors_file: Path | None, limit: int | None, out_dir: Path, timeout: f
         progress.update(task, completed=stats.seen,
                         description=f"triplets {stats.triplets}  dead letters {stats.dead_letters}  {rate:.2f}/s")
 
-    from streams.demo import load_anchors
     try:
-        expected = len(load_anchors(anchors_file, limit))
-        result = run_demo(settings, anchors_file=anchors_file, limit=limit, out_dir=out_dir, timeout=timeout,
-                          on_progress=show, log=log)
+        records = load_anchors(anchors_file, limit)
+        expected = len(records)
+        result = run_demo(settings, records, out_dir=out_dir, timeout=timeout, on_progress=show, log=log)
     except DemoError as exc:
         progress.stop()
         fail(str(exc))

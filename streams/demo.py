@@ -145,9 +145,9 @@ def worker_env(broker: EmbeddedBroker, llm_url: str, local_model: bool) -> dict[
     return env
 
 
-def run_demo(settings: Settings, *, anchors_file: Path | None, limit: int | None, out_dir: Path,
-             timeout: float, on_progress=None, log=print) -> DemoResult:
-    records = load_anchors(anchors_file, limit)
+def run_demo(settings: Settings, records: list[tuple[bytes | None, bytes]], *, out_dir: Path, timeout: float,
+             on_progress=None, log=print) -> DemoResult:
+    """Run the whole job for `records` (from `load_anchors`); children are stopped whatever happens."""
     logs = out_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     broker = model = worker = None
