@@ -183,8 +183,11 @@ def broker(port: int | None, host: str) -> None:
         fail(str(exc))
     click.echo(f"broker listening: PAIRSTREAM_BROKER={embedded.url}", err=False)
     sys.stdout.flush()
+    def on_sigterm(*_: Any) -> None:
+        raise KeyboardInterrupt
+
     try:
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        signal.signal(signal.SIGTERM, on_sigterm)
         embedded.proc.wait()
     except KeyboardInterrupt:
         pass
