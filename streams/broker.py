@@ -45,6 +45,18 @@ def wait_for_port(host: str, port: int, timeout: float, proc: subprocess.Popen |
     raise BrokerError(f"nothing listening on {host}:{port} after {timeout:.0f}s")
 
 
+def stop_process(proc: subprocess.Popen | None, timeout: float = 10) -> None:
+    """SIGTERM, then SIGKILL if the process has not exited within `timeout` seconds."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 class EmbeddedBroker:
     """Run Tansu on a loopback port. Use as a context manager or call start()/stop()."""
 
@@ -86,13 +98,7 @@ class EmbeddedBroker:
         return self
 
     def stop(self, timeout: float = 10) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, timeout)
 
     def __enter__(self) -> "EmbeddedBroker":
         return self.start()

@@ -104,23 +104,19 @@ def run_worker(settings: Settings) -> None:
 @setting_options(*KAFKA_SETTINGS, "anchors_topic")
 def publish(source: str, fmt: str | None, quiet: bool, **kwargs: Any) -> None:
     """Publish anchors from a .txt (one a line), .jsonl or .csv file, or stdin (-)."""
-    from streams.publish import BadLine, detect_format, encode_anchor, open_input, publish as do_publish, read_anchors
+    from streams.publish import load_anchor_file, publish as do_publish
 
     settings = settings_from(kwargs, KAFKA_SETTINGS + ("anchors_topic",))
-    fmt = detect_format(source, fmt)
     try:
-        with open_input(source) as stream:
-            encoded = [(line, encode_anchor(fields, line)) for line, fields in read_anchors(stream, fmt)]
+        records, bad = load_anchor_file(source, fmt)
     except OSError as exc:
         fail(f"cannot read {source}: {exc}")
     except UnicodeDecodeError as exc:
         fail(f"{source} is not UTF-8: {exc}")
-    bad = [e for _, e in encoded if isinstance(e, BadLine)]
     if bad:
         for b in bad[:10]:
             err_console.print(f"[red]line {b.line}:[/red] {b.message}", highlight=False)
         fail(f"{len(bad)} invalid record(s) in {source}; nothing was published")
-    records = [e for _, e in encoded]
     from streams.kafka import ensure_topics
 
     with _progress(quiet, "publishing", len(records)) as (progress, task):

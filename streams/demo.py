@@ -9,7 +9,6 @@ prints a summary. Every child process is stopped on exit and on Ctrl-C.
 import asyncio
 import importlib.util
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -18,9 +17,9 @@ from pathlib import Path
 
 import httpx
 
-from streams.broker import EmbeddedBroker, free_port
+from streams.broker import EmbeddedBroker, free_port, stop_process
 from streams.kafka import ensure_topics
-from streams.publish import BadLine, detect_format, encode_anchor, open_input, publish, read_anchors
+from streams.publish import load_anchor_file, publish
 from streams.settings import Settings
 from streams.sinks import ConsumeStats, consume
 
@@ -69,7 +68,7 @@ class ModelServer:
         return self
 
     def stop(self) -> None:
-        stop_process(self.proc)
+        stop_process(self.proc, timeout=20)
 
 
 def wait_http(url: str, timeout: float, proc: subprocess.Popen | None, what: str) -> None:
@@ -86,28 +85,14 @@ def wait_http(url: str, timeout: float, proc: subprocess.Popen | None, what: str
     raise DemoError(f"{what} did not answer at {url} within {timeout:.0f}s")
 
 
-def stop_process(proc: subprocess.Popen | None, timeout: float = 20) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def load_anchors(path: Path | None, limit: int | None) -> list[tuple[bytes | None, bytes]]:
     source = str(path or SAMPLE)
-    records = []
-    with open_input(source) as stream:
-        for line, fields in read_anchors(stream, detect_format(source, None)):
-            encoded = encode_anchor(fields, line)
-            if isinstance(encoded, BadLine):
-                raise DemoError(f"{source} line {encoded.line}: {encoded.message}")
-            records.append(encoded)
-            if limit is not None and len(records) >= limit:
-                break
+    records, bad = load_anchor_file(source)
+    if bad:
+        raise DemoError(f"{source} line {bad[0].line}: {bad[0].message}")
+    records = records[:limit] if limit is not None else records
     if not records:
         raise DemoError(f"no anchors in {source}")
     return records
@@ -197,7 +182,7 @@ def run_demo(settings: Settings, records: list[tuple[bytes | None, bytes]], *, o
         return DemoResult(sent, stats, time.monotonic() - t0, out_dir,
                           env.get("PAIRSTREAM_LLM_MODEL", settings.llm_model))
     finally:
-        stop_process(worker)
+        stop_process(worker, timeout=20)
         if model:
             model.stop()
         if broker:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from schemas import DeadLetter, ErrorInfo, Source, TripletRecord, Usage
-from streams.decode import AnchorRequest, DecodeFailure, decode_anchor, raw_field
+from streams.decode import DecodeFailure, decode_anchor, raw_field
 from streams.generator import GenerationFailure, Generator
 from streams.settings import Settings
 

@@ -98,6 +98,17 @@ def encode_anchor(fields: dict | BadLine, line: int) -> tuple[bytes | None, byte
     return (anchor.id.encode() if anchor.id else None), value
 
 
+def load_anchor_file(source: str, fmt: str | None = None) -> tuple[list[tuple[bytes | None, bytes]], list[BadLine]]:
+    """Every record of a file (or `-`) ready to send, and every line that is not a valid anchor."""
+    records: list[tuple[bytes | None, bytes]] = []
+    bad: list[BadLine] = []
+    with open_input(source) as stream:
+        for line, fields in read_anchors(stream, detect_format(source, fmt)):
+            encoded = encode_anchor(fields, line)
+            (bad if isinstance(encoded, BadLine) else records).append(encoded)
+    return records, bad
+
+
 def open_input(path: str) -> TextIO:
     if path == "-":
         return io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8")
