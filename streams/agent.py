@@ -6,7 +6,10 @@ Delivery is at-least-once and nothing is skipped:
 - acks reach Faust in offset order per partition (`InOrderAcker`), so Faust's
   committed offset can never pass an anchor that is still in flight, whatever
   order the LLM answers in (Faust's own gap logic has committed past in-flight
-  messages on out-of-order acks: faust-streaming#606);
+  messages on out-of-order acks: faust-streaming#606); `streams.commits` makes
+  the consumer refuse every other ack;
+- on shutdown, in-flight anchors get `shutdown_timeout_s` to finish; the rest are
+  cancelled and abandoned (never acked), so they are redelivered;
 - there is no batch barrier: each anchor is its own task, bounded by a semaphore,
   and a full semaphore stops the agent pulling, so Faust's buffers fill and the
   consumer pauses fetching (backpressure instead of unbounded memory).
@@ -14,8 +17,10 @@ Delivery is at-least-once and nothing is skipped:
 
 import asyncio
 import logging
+import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any, Callable
 
 from faust.types import TP, EventT, StreamT
 
@@ -36,6 +41,7 @@ class InOrderAcker:
     """Acks events to the stream per partition strictly in the order they were received."""
 
     stream: StreamT
+    release: Callable[[Any], None] | None = None  # the gated consumer's `release` (streams.commits)
     pending: dict[TP, deque[Ticket]] = field(default_factory=dict)
 
     def track(self, event: EventT) -> Ticket:
@@ -47,7 +53,10 @@ class InOrderAcker:
         ticket.done = True
         queue = self.pending[ticket.event.message.tp]
         while queue and queue[0].done:
-            await self.stream.ack(queue.popleft().event)
+            event = queue.popleft().event
+            if self.release is not None:
+                self.release(event.message)
+            await self.stream.ack(event)
 
     @property
     def in_flight(self) -> int:
@@ -68,28 +77,71 @@ class Counters:
 class AnchorAgent:
     """The body of the Faust agent; `run(stream)` is what `@app.agent` calls."""
 
-    def __init__(self, app, processor: AnchorProcessor, concurrency: int):
+    def __init__(self, app, processor: AnchorProcessor, concurrency: int, shutdown_timeout_s: float = 30.0):
         self.app = app
         self.processor = processor
         self.concurrency = concurrency
+        self.shutdown_timeout_s = shutdown_timeout_s
         self.counters = Counters()
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: dict[asyncio.Task, EventT] = {}
+        self._abandoning = False
+        self._drain: asyncio.Task | None = None
 
     async def run(self, stream: StreamT) -> None:
         stream = stream.noack()
-        acker = InOrderAcker(stream)
+        acker = InOrderAcker(stream, getattr(self.app.consumer, "release", None))
         slots = asyncio.Semaphore(self.concurrency)
         try:
             async for event in stream.events():
                 await slots.acquire()
+                if self._abandoning:
+                    self._abandon(event)
+                    slots.release()
+                    continue
                 self.counters.consumed += 1
                 ticket = acker.track(event)
                 task = asyncio.create_task(self._handle(event, ticket, acker, slots))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._tasks[task] = event
+                task.add_done_callback(self._forget)
         finally:
-            for task in list(self._tasks):
-                task.cancel()
+            self._cancel_in_flight()
+
+    def _forget(self, task: asyncio.Task) -> None:
+        self._tasks.pop(task, None)
+
+    def _cancel_in_flight(self) -> int:
+        tasks = list(self._tasks.items())
+        for task, event in tasks:
+            task.cancel()
+            self._abandon(event)
+        return len(tasks)
+
+    def _abandon(self, event: EventT) -> None:
+        """Give up an anchor without acking it, so Faust's shutdown stops waiting for it; it is redelivered."""
+        abandon = getattr(self.app.consumer, "abandon", None)
+        if abandon is not None:
+            abandon(event.message)
+
+    def begin_shutdown(self) -> None:
+        """Called when the worker starts stopping, before Faust waits for in-flight anchors."""
+        if self._drain is None:
+            self._drain = asyncio.ensure_future(self._drain_within_deadline())
+
+    async def _drain_within_deadline(self) -> None:
+        started = time.monotonic()
+        in_flight = len(self._tasks)
+        if in_flight:
+            log.info("shutdown: waiting up to %.0fs for %d anchors in flight", self.shutdown_timeout_s, in_flight)
+        deadline = started + self.shutdown_timeout_s
+        while self._tasks and time.monotonic() < deadline:
+            await asyncio.wait(list(self._tasks), timeout=deadline - time.monotonic())
+        self._abandoning = True
+        if self._tasks:
+            n = self._cancel_in_flight()
+            log.warning("shutdown: %d anchors still in flight after %.0fs; not committed, they will be redelivered",
+                        n, self.shutdown_timeout_s)
+        elif in_flight:
+            log.info("shutdown: in-flight anchors finished in %.1fs", time.monotonic() - started)
 
     async def _handle(self, event: EventT, ticket: Ticket, acker: InOrderAcker, slots: asyncio.Semaphore) -> None:
         msg = event.message

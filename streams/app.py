@@ -10,6 +10,7 @@ from pathlib import Path
 
 import faust
 
+from streams import commits
 from streams.agent import AnchorAgent
 from streams.generator import Generator
 from streams.kafka import faust_credentials
@@ -20,9 +21,20 @@ from streams.settings import Settings
 log = logging.getLogger("pairstream.app")
 
 
+class PairstreamApp(faust.App):
+    """A Faust app that starts the in-flight drain deadline as soon as it begins to stop."""
+
+    pairstream_runner: AnchorAgent | None = None
+
+    async def on_stop(self) -> None:
+        if self.pairstream_runner is not None:
+            self.pairstream_runner.begin_shutdown()
+        await super().on_stop()
+
+
 def create_app(settings: Settings) -> faust.App:
     session = settings.broker_session_timeout_s
-    app = faust.App(
+    app = PairstreamApp(
         settings.app_id,
         broker=settings.broker,
         broker_credentials=faust_credentials(settings),
@@ -43,12 +55,13 @@ def create_app(settings: Settings) -> faust.App:
         stream_wait_empty=True,
         datadir=str(Path(tempfile.gettempdir()) / f"pairstream-{settings.app_id}"),
     )
+    commits.install(app, {settings.anchors_topic})
     anchors = app.topic(settings.anchors_topic, key_serializer="raw", value_serializer="raw")
 
     llm = LLMClient(settings.llm_base_url, api_key=settings.llm_api_key, timeout_s=settings.llm_timeout_s,
                     max_connections=settings.concurrency)
     processor = AnchorProcessor(settings, Generator(llm, settings))
-    runner = AnchorAgent(app, processor, settings.concurrency)
+    runner = AnchorAgent(app, processor, settings.concurrency, settings.shutdown_timeout_s)
     app.agent(anchors, name="pairstream.generate")(runner.run)
     app.pairstream_runner = runner  # for tests and metrics
 

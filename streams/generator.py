@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from streams.decode import AnchorRequest
 from streams.llm import ChatRequest, ChatResponse, LLMClient, LLMError
+from streams.outage import OutageGate
 from streams.settings import Settings
 from streams.task import EXAMPLES, OutputParseError, build_messages, parse_output, response_format
 from streams.validation import Problem, check_pair
@@ -81,10 +82,11 @@ class Generator:
     """Turns an `AnchorRequest` into `Generated` or `GenerationFailure`; never raises for LLM trouble."""
 
     def __init__(self, llm: LLMClient, settings: Settings, *, retry: RetryPolicy | None = None,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
+                 gate: OutageGate | None = None, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
         self.llm = llm
         self.settings = settings
         self.retry = retry or RetryPolicy(max_retries=settings.llm_max_retries)
+        self.gate = gate or OutageGate(settings.llm_outage_failures, max_cooldown_s=settings.llm_outage_probe_max_s)
         self._sleep = sleep
 
     def request_for(self, req: AnchorRequest, attempt: int, problem: Problem | None) -> ChatRequest:
@@ -136,16 +138,26 @@ class Generator:
     async def _send(self, request: ChatRequest, tally: _Tally) -> ChatResponse:
         """One logical request with transport retries; the last LLMError propagates."""
         for retry in range(self.retry.max_retries + 1):
+            is_probe = await self.gate.wait()
             tally.requests += 1
             try:
                 response = await self.llm.chat(request)
             except LLMError as exc:
+                if exc.outage:
+                    self.gate.failure(exc.kind)
+                else:
+                    self.gate.success()
                 if not exc.retryable or retry == self.retry.max_retries:
                     if exc.retryable:
                         exc.args = (f"{exc} (gave up after {retry + 1} tries)",)
                     raise
                 await self._sleep(self.retry.delay(retry, exc.retry_after))
                 continue
+            except BaseException:
+                if is_probe:
+                    self.gate.probe_abandoned()
+                raise
+            self.gate.success()
             if response.usage:
                 tally.prompt_tokens += response.usage.prompt_tokens
                 tally.completion_tokens += response.usage.completion_tokens

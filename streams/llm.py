@@ -76,6 +76,11 @@ class LLMError(Exception):
         self.retryable = retryable
         self.retry_after = retry_after
 
+    @property
+    def outage(self) -> bool:
+        """The backend is down or failing (as opposed to refusing this request): see `streams.outage`."""
+        return self.kind in ("timeout", "connection") or (self.status is not None and self.status >= 500)
+
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
     """`Retry-After` as seconds from now: either delta-seconds or an HTTP date."""
@@ -101,8 +106,9 @@ class LLMClient:
     def __init__(self, base_url: str, *, api_key: SecretStr | None = None, timeout_s: float = 60.0,
                  max_connections: int = 8, transport: httpx.AsyncBaseTransport | None = None):
         headers = {"Content-Type": "application/json"}
-        if api_key is not None and api_key.get_secret_value():
-            headers["Authorization"] = f"Bearer {api_key.get_secret_value()}"
+        self._secret = api_key.get_secret_value() if api_key is not None else ""
+        if self._secret:
+            headers["Authorization"] = f"Bearer {self._secret}"
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         self.base_url = base_url.rstrip("/")
         self._http = httpx.AsyncClient(
@@ -123,7 +129,15 @@ class LLMClient:
         await self._http.aclose()
 
     async def chat(self, request: ChatRequest) -> ChatResponse:
-        """Send one chat-completions request (no retries here). Raises LLMError."""
+        """Send one chat-completions request (no retries here). Raises LLMError, its text free of the API key."""
+        try:
+            return await self._chat(request)
+        except LLMError as exc:
+            if self._secret and self._secret in str(exc):  # servers echo a rejected key in their error text
+                exc.args = (str(exc).replace(self._secret, "***"),)
+            raise
+
+    async def _chat(self, request: ChatRequest) -> ChatResponse:
         body = orjson.dumps(request.model_dump(exclude_none=True))
         try:
             resp = await self._http.post("/chat/completions", content=body)

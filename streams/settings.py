@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     llm_api_key: SecretStr | None = Field(None, description="Bearer token for the LLM server (secret, never logged).")
     llm_timeout_s: float = Field(60.0, gt=0, description="Timeout of one LLM request, in seconds.")
     llm_max_retries: int = Field(4, ge=0, description="Retries of one LLM request on 429/408/409/5xx, connection errors and timeouts.")
+    llm_outage_failures: int = Field(
+        3, ge=0, description="Consecutive connection errors, timeouts or 5xx that mark an LLM outage: requests then "
+        "hold (no retries spent, consumption pauses) and one probe goes out at a time; 0 disables.")
+    llm_outage_probe_max_s: float = Field(30.0, gt=0, description="Longest wait between probes during an LLM outage.")
     llm_temperature: float = Field(0.2, ge=0, le=2, description="Sampling temperature of the first attempt.")
     llm_max_tokens: int = Field(256, ge=16, description="max_tokens of each request.")
     llm_response_format: Literal["json_schema", "json_object"] = Field(
@@ -68,6 +72,9 @@ class Settings(BaseSettings):
 
     # Worker
     concurrency: int = Field(8, ge=1, description="LLM requests in flight per worker.")
+    shutdown_timeout_s: float = Field(
+        30.0, ge=0, description="On SIGTERM, how long in-flight anchors may take to finish; the rest are not "
+        "committed and are redelivered.")
     web_port: int = Field(6066, ge=0, le=65535, description="Port of the worker's web server.")
     web_host: str = Field("127.0.0.1", description="Interface of the worker's web server.")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
