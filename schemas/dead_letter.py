@@ -30,6 +30,10 @@ class DeadLetter(BaseModel):
     attempts: int = Field(ge=0, description="LLM requests made before giving up (0 before the LLM stage).")
     raw: str = Field(description="The original value: UTF-8 text, or base64 when `raw_encoding` says so.")
     raw_encoding: Literal["utf-8", "base64"] = "utf-8"
+    raw_bytes: int | None = Field(default=None, ge=0, description="Size of the original value in bytes.")
+    raw_truncated: bool = Field(
+        default=False,
+        description="`raw` holds only the first PAIRSTREAM_DLQ_MAX_RAW_BYTES bytes; the whole value is at `source`.")
     last_output: str | None = Field(default=None, description="The model's last raw output (stage `parse`).")
     source: Source
     failed_at: datetime

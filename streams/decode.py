@@ -49,14 +49,20 @@ def record_id(topic: str, partition: int, offset: int, raw: bytes | None) -> str
     return h.hexdigest()
 
 
-def raw_field(raw: bytes | None) -> tuple[str, str]:
-    """The original value for a dead letter: UTF-8 text, or base64 when it is not UTF-8."""
+def raw_field(raw: bytes | None, max_bytes: int | None = None) -> tuple[str, str, bool]:
+    """The original value for a dead letter: UTF-8 text, or base64 when it is not UTF-8, and whether it was cut.
+
+    A value longer than `max_bytes` is cut to that many bytes (at a character boundary
+    for text): a dead letter carrying a megabyte would itself be too large for the topic.
+    """
     if raw is None:
-        return "", "utf-8"
+        return "", "utf-8", False
+    cut = max_bytes is not None and len(raw) > max_bytes
     try:
-        return raw.decode("utf-8"), "utf-8"
+        raw.decode("utf-8")
     except UnicodeDecodeError:
-        return base64.b64encode(raw).decode("ascii"), "base64"
+        return base64.b64encode(raw[:max_bytes] if cut else raw).decode("ascii"), "base64", cut
+    return (raw[:max_bytes].decode("utf-8", errors="ignore") if cut else raw.decode("utf-8")), "utf-8", cut
 
 
 def _pydantic_message(exc: ValidationError) -> tuple[str, str]:

@@ -68,7 +68,7 @@ class AnchorProcessor:
 
     def dead_letter(self, raw: bytes | None, source: Source, record_id: str | None, stage: str, kind: str,
                     message: str, attempts: int, last_output: str | None = None) -> Outcome:
-        text, encoding = raw_field(raw)
+        text, encoding, cut = raw_field(raw, self.settings.dlq_max_raw_bytes)
         letter = DeadLetter(
             id=record_id,
             error=ErrorInfo(type=kind, message=message),
@@ -76,6 +76,8 @@ class AnchorProcessor:
             attempts=attempts,
             raw=text,
             raw_encoding=encoding,
+            raw_bytes=len(raw or b""),
+            raw_truncated=cut,
             last_output=last_output,
             source=source,
             failed_at=now_utc(),

@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     structured_output: bool = Field(True, description="Ask for JSON-schema output; false uses the plain-text format.")
     max_generation_attempts: int = Field(3, ge=1, description="Attempts at a valid output per anchor (re-asks on unparseable or invalid output).")
     max_anchor_chars: int = Field(4000, ge=1, description="Longer anchors are dead-lettered (stage validate).")
+    dlq_max_raw_bytes: int = Field(
+        65536, ge=0, description="A dead letter keeps at most this many bytes of the original value (`raw_truncated`).")
     max_output_chars: int = Field(400, ge=8, description="maxLength of each generated sentence.")
 
     # Worker

@@ -32,6 +32,7 @@ class Reply:
     finish_reason: str = "stop"
     delay_s: float | None = None  # None: the server's latency model
     body: bytes | None = None  # raw body, overrides everything (for malformed responses)
+    drop: bool = False  # close the connection without answering (a reset / crashed backend)
 
 
 _ANCHOR = re.compile(r"## Anchor\s*\n\s*\n?(.*)\Z", re.DOTALL)
@@ -106,6 +107,9 @@ class FakeLLM:
                 delay = self.sample_latency() if reply.delay_s is None else reply.delay_s
                 if delay:
                     await asyncio.sleep(delay)
+                if reply.drop:
+                    request.transport.close()
+                    raise ConnectionResetError("fake LLM dropped the connection")
                 if reply.body is not None:
                     return web.Response(body=reply.body, status=reply.status, headers=reply.headers,
                                         content_type="application/json")
@@ -147,6 +151,8 @@ class FakeLLM:
         self._loop.close()
 
     def start(self) -> "FakeLLM":
+        """Start serving (again, after `stop()`: same port, so a restart looks like a backend coming back)."""
+        self._ready.clear()
         self._thread = threading.Thread(target=self._serve, name="fake-llm", daemon=True)
         self._thread.start()
         if not self._ready.wait(10):

@@ -85,5 +85,10 @@ def test_given_id_is_kept_on_validation_failures():
 
 
 def test_raw_field_is_text_or_base64():
-    assert raw_field("héllo".encode()) == ("héllo", "utf-8")
-    assert raw_field(b"\xff\x00") == ("/wA=", "base64")
+    assert raw_field("héllo".encode()) == ("héllo", "utf-8", False)
+    assert raw_field(b"\xff\x00") == ("/wA=", "base64", False)
+
+
+def test_raw_field_is_cut_at_the_limit_on_a_character_boundary():
+    assert raw_field("aé".encode() * 3, max_bytes=5) == ("aéa", "utf-8", True)  # "aéaé" would be 6 bytes
+    assert raw_field(b"\xff" * 10, max_bytes=3) == ("////", "base64", True)
