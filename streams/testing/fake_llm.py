@@ -109,7 +109,7 @@ class FakeLLM:
                     await asyncio.sleep(delay)
                 if reply.drop:
                     request.transport.close()
-                    raise ConnectionResetError("fake LLM dropped the connection")
+                    return web.Response()  # never reaches the client: the connection is gone
                 if reply.body is not None:
                     return web.Response(body=reply.body, status=reply.status, headers=reply.headers,
                                         content_type="application/json")
