@@ -51,6 +51,7 @@ def create_app(settings: Settings) -> faust.App:
         web_host=settings.web_host,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        broker_commit_interval=settings.commit_interval_s,
         # A stream that waits on its in-flight LLM calls before a rebalance completes.
         stream_wait_empty=True,
         datadir=str(Path(tempfile.gettempdir()) / f"pairstream-{settings.app_id}"),

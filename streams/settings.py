@@ -74,6 +74,9 @@ class Settings(BaseSettings):
 
     # Worker
     concurrency: int = Field(8, ge=1, description="LLM requests in flight per worker.")
+    commit_interval_s: float = Field(
+        1.0, gt=0, description="How often finished anchors' offsets are committed; shorter means fewer "
+        "re-processed anchors after a crash.")
     shutdown_timeout_s: float = Field(
         30.0, ge=0, description="On SIGTERM, how long in-flight anchors may take to finish; the rest are not "
         "committed and are redelivered.")

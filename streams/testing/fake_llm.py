@@ -148,6 +148,10 @@ class FakeLLM:
         self._ready.set()
         self._loop.run_forever()
         self._loop.run_until_complete(self._runner.cleanup())
+        pending = asyncio.all_tasks(self._loop)  # requests still sleeping (a "hung" reply): cancel them quietly
+        for task in pending:
+            task.cancel()
+        self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         self._loop.close()
 
     def start(self) -> "FakeLLM":

@@ -1,0 +1,91 @@
+"""Crashes and rebalances on a real broker: SIGKILL with many requests in flight, a slow first message of a
+partition (the faust-streaming#606 pattern), and one of two workers leaving mid-stream. Duplicates are allowed
+(at-least-once) and counted; lost anchors are not."""
+
+import time
+
+import pytest
+
+from conftest import account, produce, read_raw, stsb_sentences
+from streams.testing import Reply
+
+pytestmark = pytest.mark.integration
+
+
+def wait_for_outputs(broker, names, at_least: int, timeout: float = 60) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        n = len(read_raw(broker, names["triplets"], at_least, timeout=1))
+        if n >= at_least:
+            return n
+    raise AssertionError(f"fewer than {at_least} triplets within {timeout}s")
+
+
+def test_sigkill_with_many_requests_in_flight_loses_nothing(broker, names, fake_llm, start_worker):
+    n = 300
+    llm = fake_llm(latency_s=0.2, sigma=1.0)  # lognormal: a heavy tail of slow requests
+    produce(broker, names["anchors"], [s.encode() for s in stsb_sentences(n)])
+    worker = start_worker(PAIRSTREAM_LLM_BASE_URL=llm.base_url, PAIRSTREAM_CONCURRENCY="16")
+    wait_for_outputs(broker, names, n // 3)
+    in_flight = llm.in_flight
+    assert worker.stop(9) == -9
+    assert in_flight > 1, "the kill should hit the worker with requests in flight"
+
+    start_worker(PAIRSTREAM_LLM_BASE_URL=llm.base_url, PAIRSTREAM_CONCURRENCY="16")
+    acc = account(broker, names, n)
+    print(f"\nSIGKILL with {in_flight} requests in flight:", acc.summary())
+    assert not acc.lost and len(acc.anchors) == n
+    assert len({t["id"] for t in acc.triplets}) == n and acc.dead_letters == []
+
+
+@pytest.mark.parametrize("committed_before", [0, 5], ids=["first-offset", "after-a-commit"])
+def test_slow_head_of_partition_is_not_committed_past(broker, names, fake_llm, start_worker, committed_before):
+    """One partition; the anchor at its head is slow while the 19 after it finish. Faust commits every ~3 s; if
+    the commit passed the slow anchor, killing the worker now would lose it."""
+    slow = "The slow anchor at the head of the partition."
+    state = {"slow": True}
+
+    def behaviour(body, n):
+        if state["slow"] and slow in body["messages"][-1]["content"]:
+            return Reply(delay_s=120)
+        return None
+
+    llm = fake_llm(behaviour=behaviour)
+    worker = start_worker(PAIRSTREAM_LLM_BASE_URL=llm.base_url, PAIRSTREAM_CONCURRENCY="20")
+    if committed_before:
+        produce(broker, names["anchors"], [f"Warm-up anchor {i}.".encode() for i in range(committed_before)], partition=0)
+        wait_for_outputs(broker, names, committed_before)
+        time.sleep(4)  # let that commit happen: the committed offset is now 5
+    produce(broker, names["anchors"], [slow.encode()] + [f"Fast anchor {i}.".encode() for i in range(19)], partition=0)
+    wait_for_outputs(broker, names, committed_before + 19)
+    time.sleep(6)  # two commit intervals with the head still in flight
+    assert worker.stop(9) == -9
+
+    state["slow"] = False
+    start_worker(PAIRSTREAM_LLM_BASE_URL=llm.base_url, PAIRSTREAM_CONCURRENCY="20")
+    n = committed_before + 20
+    acc = account(broker, names, n)
+    print(f"\nslow head after {committed_before} committed, then SIGKILL:", acc.summary())
+    assert not acc.lost, f"lost offsets {sorted(acc.lost)}"
+    assert slow in {t["anchor"] for t in acc.triplets}
+    # the commit stayed at the slow anchor: everything after it was redelivered once
+    assert acc.duplicates == 19
+
+
+@pytest.mark.parametrize("sig", [15, 9], ids=["SIGTERM", "SIGKILL"])
+def test_one_of_two_workers_leaving_mid_stream_loses_nothing(broker, names, fake_llm, start_worker, sig):
+    n = 400
+    llm = fake_llm(latency_s=0.25, sigma=0.5)
+    produce(broker, names["anchors"], [s.encode() for s in stsb_sentences(n)])
+    env = dict(PAIRSTREAM_LLM_BASE_URL=llm.base_url, PAIRSTREAM_CONCURRENCY="4")
+    leaving, staying = start_worker(**env), start_worker(**env)
+    leaving.wait_assigned()
+    staying.wait_assigned()
+    wait_for_outputs(broker, names, n // 4, timeout=120)
+    code = leaving.stop(sig)
+    assert code == (0 if sig == 15 else -9), leaving.log[-3000:]
+
+    acc = account(broker, names, n, timeout=180)
+    print(f"\n{'SIGTERM' if sig == 15 else 'SIGKILL'} of one of two workers:", acc.summary())
+    assert not acc.lost and len({t["id"] for t in acc.triplets}) == n
+    assert staying.log.count("partitions assigned:") >= 2  # it took over the leaver's partitions
