@@ -88,14 +88,14 @@ def decode_anchor(raw: bytes | None, source: Source, settings: Settings) -> Anch
     try:
         parsed = orjson.loads(stripped)
     except orjson.JSONDecodeError as exc:
-        if stripped.startswith(("{", "[")):
+        if stripped.startswith("{"):
             return DecodeFailure("decode", "invalid_json", f"the value looks like JSON but does not parse: {exc}", default_id)
-        fields = {"anchor": text}
+        fields = {"anchor": text}  # bare text, even if it starts with "[" ("[Applause] ...")
     else:
         if isinstance(parsed, dict):
             fields = parsed
         elif isinstance(parsed, str):
-            fields = {"anchor": parsed}
+            fields = {"anchor": text}  # a quoted sentence is bare text: keep its quotes
         else:
             kind = "null" if parsed is None else type(parsed).__name__
             return DecodeFailure(

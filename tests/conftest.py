@@ -199,15 +199,17 @@ class Accounting:
         self.duplicate_triplet_ids = len(ids) - len(set(ids))
 
     def by_stage(self) -> dict[str, int]:
+        """Dead-lettered anchors (distinct source offsets) per stage."""
+        sources = {(d["source"]["partition"], d["source"]["offset"]): d["stage"] for d in self.dead_letters}
         stages: dict[str, int] = {}
-        for d in self.dead_letters:
-            stages[d["stage"]] = stages.get(d["stage"], 0) + 1
+        for stage in sources.values():
+            stages[stage] = stages.get(stage, 0) + 1
         return dict(sorted(stages.items()))
 
     def summary(self) -> str:
-        return (f"anchors in {len(self.anchors)}, triplets {len(self.triplets)} "
-                f"({len({r['id'] for r in self.triplets})} unique), dead letters {len(self.dead_letters)} "
-                f"{self.by_stage()}, lost {len(self.lost)}, duplicates {self.duplicates}")
+        return (f"anchors in {len(self.anchors)}, triplets {len({r['id'] for r in self.triplets})} unique "
+                f"({len(self.triplets)} records), dead letters {sum(self.by_stage().values())} {self.by_stage()} "
+                f"({len(self.dead_letters)} records), lost {len(self.lost)}, duplicates {self.duplicates}")
 
 
 def account(broker: EmbeddedBroker, names: dict, n_anchors: int, timeout: float = 90) -> Accounting:
