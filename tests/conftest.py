@@ -133,7 +133,7 @@ def start_worker(pairstream_env, tmp_path):
 def produce(broker: EmbeddedBroker, topic: str, values: list[bytes | None], keys: list[bytes | None] | None = None,
             partition: int | None = None) -> None:
     async def run():
-        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, acks="all")
+        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", max_request_size=8 * 1024 * 1024)
         await producer.start()
         try:
             futs = [await producer.send(topic, value=v, key=(keys[i] if keys else None), partition=partition)

@@ -78,3 +78,17 @@ def test_each_bad_value_is_one_clear_dead_letter_and_good_ones_still_flow(broker
     # the anchor travels as data in its own user turn, after the instructions
     injection = next(r for r in llm.requests if "PWNED" in r["messages"][-1]["content"])
     assert injection["messages"][0]["role"] == "system" and "PWNED" not in injection["messages"][0]["content"]
+
+
+def test_triplet_too_large_for_the_topic_becomes_a_produce_dead_letter(broker, names, fake_llm, start_worker):
+    """A 1.2 MB `metadata` passes through to the triplet, which the producer refuses (over 1 MB): the anchor
+    becomes a `produce` dead letter (its raw value cut to fit) and the next anchor still flows."""
+    llm = fake_llm()
+    huge = orjson.dumps({"anchor": "Small anchor, huge metadata.", "id": "huge", "metadata": {"blob": "m" * 1_200_000}})
+    produce(broker, names["anchors"], [huge, b"The anchor after it."], partition=0)
+    start_worker(PAIRSTREAM_LLM_BASE_URL=llm.base_url)
+    acc = account(broker, names, 2)
+    assert not acc.lost and [t["anchor"] for t in acc.triplets] == ["The anchor after it."]
+    (letter,) = acc.dead_letters
+    assert (letter["id"], letter["stage"], letter["raw_truncated"], letter["raw_bytes"]) == ("huge", "produce", True, len(huge))
+    assert "producing the triplet failed" in letter["error"]["message"]
