@@ -8,8 +8,10 @@ Delivery is at-least-once and nothing is skipped:
   order the LLM answers in (Faust's own gap logic has committed past in-flight
   messages on out-of-order acks: faust-streaming#606); `streams.commits` makes
   the consumer refuse every other ack;
-- on shutdown, in-flight anchors get `shutdown_timeout_s` to finish; the rest are
-  cancelled and abandoned (never acked), so they are redelivered;
+- on shutdown and when partitions are revoked, in-flight anchors get
+  `drain_timeout_s` to finish; the rest are cancelled and abandoned (never acked),
+  so they are redelivered; an anchor from an earlier consumer-group generation is
+  never acked (its partition was re-read from the committed offset);
 - there is no batch barrier: each anchor is its own task, bounded by a semaphore,
   and a full semaphore stops the agent pulling, so Faust's buffers fill and the
   consumer pauses fetching (backpressure instead of unbounded memory).
@@ -42,6 +44,7 @@ class InOrderAcker:
 
     stream: StreamT
     release: Callable[[Any], None] | None = None  # the gated consumer's `release` (streams.commits)
+    generation: Callable[[], int] | None = None  # the consumer group's current generation
     pending: dict[TP, deque[Ticket]] = field(default_factory=dict)
 
     def track(self, event: EventT) -> Ticket:
@@ -51,12 +54,21 @@ class InOrderAcker:
 
     async def done(self, ticket: Ticket) -> None:
         ticket.done = True
-        queue = self.pending[ticket.event.message.tp]
+        queue = self.pending.get(ticket.event.message.tp)
         while queue and queue[0].done:
             event = queue.popleft().event
+            if self.is_stale(event):
+                continue  # from before a rebalance: the partition was re-read, this offset is redelivered
             if self.release is not None:
                 self.release(event.message)
             await self.stream.ack(event)
+
+    def is_stale(self, event: EventT) -> bool:
+        return self.generation is not None and event.message.generation_id != self.generation()
+
+    def forget_all(self) -> None:
+        """After abandoning in-flight anchors in a rebalance: nothing before it may be acked any more."""
+        self.pending.clear()
 
     @property
     def in_flight(self) -> int:
@@ -77,24 +89,29 @@ class Counters:
 class AnchorAgent:
     """The body of the Faust agent; `run(stream)` is what `@app.agent` calls."""
 
-    def __init__(self, app, processor: AnchorProcessor, concurrency: int, shutdown_timeout_s: float = 30.0):
+    def __init__(self, app, processor: AnchorProcessor, concurrency: int, drain_timeout_s: float = 30.0):
         self.app = app
         self.processor = processor
         self.concurrency = concurrency
-        self.shutdown_timeout_s = shutdown_timeout_s
+        self.drain_timeout_s = drain_timeout_s
         self.counters = Counters()
         self._tasks: dict[asyncio.Task, EventT] = {}
-        self._abandoning = False
+        self._acker: InOrderAcker | None = None
+        self._stopping = False
+        self._abandoning = False  # shutting down: abandon everything
+        self._abandoned_generation = -1  # a rebalance drain expired: abandon events of this generation or older
         self._drain: asyncio.Task | None = None
 
     async def run(self, stream: StreamT) -> None:
         stream = stream.noack()
-        acker = InOrderAcker(stream, getattr(self.app.consumer, "release", None))
+        acker = self._acker = InOrderAcker(stream, getattr(self.app.consumer, "release", None),
+                                           lambda: self.app.consumer_generation_id)
         slots = asyncio.Semaphore(self.concurrency)
         try:
             async for event in stream.events():
                 await slots.acquire()
-                if self._abandoning:
+                if (self._abandoning or acker.is_stale(event)
+                        or event.message.generation_id <= self._abandoned_generation):
                     self._abandon(event)
                     slots.release()
                     continue
@@ -124,24 +141,38 @@ class AnchorAgent:
 
     def begin_shutdown(self) -> None:
         """Called when the worker starts stopping, before Faust waits for in-flight anchors."""
-        if self._drain is None:
-            self._drain = asyncio.ensure_future(self._drain_within_deadline())
+        self._stopping = True
+        self.begin_drain("shutdown")
 
-    async def _drain_within_deadline(self) -> None:
+    def begin_drain(self, reason: str) -> None:
+        """Give in-flight anchors `drain_timeout_s` to finish (Faust waits for them), then abandon the rest.
+
+        Called on shutdown and when partitions are revoked: without a deadline a stalled LLM
+        would hold a rebalance, and with it the whole consumer group, for as long as it stalls.
+        """
+        if self._drain is None or self._drain.done():
+            self._drain = asyncio.ensure_future(self._drain_within_deadline(reason))
+
+    async def _drain_within_deadline(self, reason: str) -> None:
         started = time.monotonic()
         in_flight = len(self._tasks)
         if in_flight:
-            log.info("shutdown: waiting up to %.0fs for %d anchors in flight", self.shutdown_timeout_s, in_flight)
-        deadline = started + self.shutdown_timeout_s
+            log.info("%s: waiting up to %.0fs for %d anchors in flight", reason, self.drain_timeout_s, in_flight)
+        deadline = started + self.drain_timeout_s
         while self._tasks and time.monotonic() < deadline:
             await asyncio.wait(list(self._tasks), timeout=deadline - time.monotonic())
-        self._abandoning = True
+        if self._stopping:
+            self._abandoning = True
         if self._tasks:
             n = self._cancel_in_flight()
-            log.warning("shutdown: %d anchors still in flight after %.0fs; not committed, they will be redelivered",
-                        n, self.shutdown_timeout_s)
+            if not self._stopping:
+                self._abandoned_generation = self.app.consumer_generation_id
+                if self._acker is not None:
+                    self._acker.forget_all()
+            log.warning("%s: %d anchors still in flight after %.0fs; not committed, they will be redelivered",
+                        reason, n, self.drain_timeout_s)
         elif in_flight:
-            log.info("shutdown: in-flight anchors finished in %.1fs", time.monotonic() - started)
+            log.info("%s: in-flight anchors finished in %.1fs", reason, time.monotonic() - started)
 
     async def _handle(self, event: EventT, ticket: Ticket, acker: InOrderAcker, slots: asyncio.Semaphore) -> None:
         msg = event.message

@@ -56,15 +56,15 @@ def create_app(settings: Settings) -> faust.App:
         stream_wait_empty=True,
         datadir=str(Path(tempfile.gettempdir()) / f"pairstream-{settings.app_id}"),
     )
-    commits.install(app, {settings.anchors_topic})
     anchors = app.topic(settings.anchors_topic, key_serializer="raw", value_serializer="raw")
 
     llm = LLMClient(settings.llm_base_url, api_key=settings.llm_api_key, timeout_s=settings.llm_timeout_s,
                     max_connections=settings.concurrency)
     processor = AnchorProcessor(settings, Generator(llm, settings))
-    runner = AnchorAgent(app, processor, settings.concurrency, settings.shutdown_timeout_s)
+    runner = AnchorAgent(app, processor, settings.concurrency, settings.drain_timeout_s)
     app.agent(anchors, name="pairstream.generate")(runner.run)
     app.pairstream_runner = runner  # for tests and metrics
+    commits.install(app, {settings.anchors_topic}, on_revoke=lambda: runner.begin_drain("rebalance"))
 
     @app.on_partitions_assigned.connect
     async def _log_assignment(sender, assigned, **kwargs) -> None:

@@ -18,12 +18,12 @@ check refuses to commit when the lowest ack is above the committed offset.
 `abandon()` lets a shutdown stop waiting for a message that will not be acked.
 """
 
-from typing import Any
+from typing import Any, Callable
 
 from faust.types import TP
 
 
-def gated_consumer_class(base: type, gated_topics: set[str]) -> type:
+def gated_consumer_class(base: type, gated_topics: set[str], on_revoke: Callable[[], None] | None = None) -> type:
     """A subclass of the transport's consumer class with the ack gate and the head-gap fix."""
 
     class GatedConsumer(base):  # type: ignore[misc, valid-type]
@@ -50,6 +50,8 @@ def gated_consumer_class(base: type, gated_topics: set[str]) -> type:
             return super().ack(message)
 
         async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+            if on_revoke is not None:
+                on_revoke()  # before Faust waits for in-flight messages
             self._pairstream_released = {k for k in self._pairstream_released if k[0] not in revoked}
             await super().on_partitions_revoked(revoked)
 
@@ -64,7 +66,11 @@ def gated_consumer_class(base: type, gated_topics: set[str]) -> type:
     return GatedConsumer
 
 
-def install(app: Any, gated_topics: set[str]) -> None:
-    """Make `app` create a `GatedConsumer` (call before the app starts)."""
+def install(app: Any, gated_topics: set[str], on_revoke: Callable[[], None] | None = None) -> None:
+    """Make `app` create a `GatedConsumer` (call before the app starts).
+
+    `on_revoke` is called when a rebalance takes partitions away, before Faust waits
+    for the messages in flight (the agent starts its drain deadline there).
+    """
     transport = app.transport
-    transport.Consumer = gated_consumer_class(type(transport).Consumer, gated_topics)
+    transport.Consumer = gated_consumer_class(type(transport).Consumer, gated_topics, on_revoke)

@@ -77,9 +77,9 @@ class Settings(BaseSettings):
     commit_interval_s: float = Field(
         1.0, gt=0, description="How often finished anchors' offsets are committed; shorter means fewer "
         "re-processed anchors after a crash.")
-    shutdown_timeout_s: float = Field(
-        30.0, ge=0, description="On SIGTERM, how long in-flight anchors may take to finish; the rest are not "
-        "committed and are redelivered.")
+    drain_timeout_s: float = Field(
+        30.0, ge=0, description="On SIGTERM or when partitions are revoked, how long in-flight anchors may take to "
+        "finish; the rest are not committed and are redelivered.")
     web_port: int = Field(6066, ge=0, le=65535, description="Port of the worker's web server.")
     web_host: str = Field("127.0.0.1", description="Interface of the worker's web server.")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")

@@ -89,3 +89,27 @@ def test_one_of_two_workers_leaving_mid_stream_loses_nothing(broker, names, fake
     print(f"\n{'SIGTERM' if sig == 15 else 'SIGKILL'} of one of two workers:", acc.summary())
     assert not acc.lost and len({t["id"] for t in acc.triplets}) == n
     assert staying.log.count("partitions assigned:") >= 2  # it took over the leaver's partitions
+
+
+def test_a_stalled_llm_does_not_hold_a_rebalance(broker, names, fake_llm, start_worker):
+    """Worker A's requests hang; worker B joins. A gives up its in-flight anchors after the drain deadline
+    (2 s) instead of holding the whole group until the LLM answers; the abandoned anchors are redelivered."""
+    n = 16
+    state = {"hang": True}
+    llm = fake_llm(behaviour=lambda body, i: Reply(delay_s=300) if state["hang"] else None)
+    produce(broker, names["anchors"], [f"Rebalance anchor {i}.".encode() for i in range(n)])
+    env = dict(PAIRSTREAM_LLM_BASE_URL=llm.base_url, PAIRSTREAM_CONCURRENCY="4", PAIRSTREAM_LLM_TIMEOUT_S="600",
+               PAIRSTREAM_DRAIN_TIMEOUT_S="2")
+    a = start_worker(**env)
+    a.wait_assigned()
+    deadline = time.monotonic() + 30
+    while llm.in_flight < 4:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    b = start_worker(**env)
+    b.wait_assigned(timeout=30)  # would wait for A's hung requests (10 min) without the drain deadline
+    assert "rebalance: 4 anchors still in flight after 2s" in a.log
+    state["hang"] = False
+    acc = account(broker, names, n, timeout=120)
+    print("\nrebalance while the LLM stalls:", acc.summary())
+    assert not acc.lost and len({t["id"] for t in acc.triplets}) == n

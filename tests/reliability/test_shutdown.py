@@ -1,5 +1,5 @@
 """Graceful shutdown on a real broker: SIGTERM stops fetching, lets in-flight anchors finish within
-PAIRSTREAM_SHUTDOWN_TIMEOUT_S, commits only what is done and exits 0; what did not finish is redelivered."""
+PAIRSTREAM_DRAIN_TIMEOUT_S, commits only what is done and exits 0; what did not finish is redelivered."""
 
 import time
 
@@ -23,7 +23,7 @@ def test_sigterm_finishes_in_flight_anchors_commits_them_and_exits_0(broker, nam
     llm = fake_llm(latency_s=2.0)
     produce(broker, names["anchors"], [f"Shutdown anchor {i}.".encode() for i in range(n)], partition=0)
     worker = start_worker(PAIRSTREAM_LLM_BASE_URL=llm.base_url, PAIRSTREAM_CONCURRENCY="8",
-                          PAIRSTREAM_SHUTDOWN_TIMEOUT_S="30")
+                          PAIRSTREAM_DRAIN_TIMEOUT_S="30")
     wait_in_flight(llm, 8)
     t0 = time.monotonic()
     assert worker.stop(15) == 0, worker.log[-3000:]
@@ -47,7 +47,7 @@ def test_sigterm_past_the_deadline_exits_0_and_leaves_unfinished_anchors_uncommi
     llm = fake_llm(behaviour=lambda body, i: Reply(delay_s=300) if state["hang"] else None)
     produce(broker, names["anchors"], [f"Stuck anchor {i}.".encode() for i in range(n)])
     worker = start_worker(PAIRSTREAM_LLM_BASE_URL=llm.base_url, PAIRSTREAM_CONCURRENCY="4",
-                          PAIRSTREAM_SHUTDOWN_TIMEOUT_S="2", PAIRSTREAM_LLM_TIMEOUT_S="600")
+                          PAIRSTREAM_DRAIN_TIMEOUT_S="2", PAIRSTREAM_LLM_TIMEOUT_S="600")
     wait_in_flight(llm, 4)
     t0 = time.monotonic()
     assert worker.stop(15, timeout=60) == 0, worker.log[-3000:]

@@ -96,14 +96,15 @@ def test_concurrency_is_used_and_bounded(broker, names, fake_llm, start_worker):
 
 
 class _Msg:
-    def __init__(self, partition, offset):
+    def __init__(self, partition, offset, generation_id=1):
         self.tp = ("t", partition)
         self.offset = offset
+        self.generation_id = generation_id
 
 
 class _Event:
-    def __init__(self, partition, offset):
-        self.message = _Msg(partition, offset)
+    def __init__(self, partition, offset, generation_id=1):
+        self.message = _Msg(partition, offset, generation_id)
 
 
 class _Stream:
@@ -125,3 +126,14 @@ async def test_in_order_acker_never_acks_past_an_unfinished_event():
     await acker.done(t[0, 0])
     assert stream.acked == [(1, 0), (0, 0), (0, 1), (0, 2)]
     assert acker.in_flight == 2
+
+
+async def test_in_order_acker_never_acks_an_event_from_an_earlier_generation():
+    stream, generation = _Stream(), [1]
+    acker = InOrderAcker(stream, generation=lambda: generation[0])
+    old = acker.track(_Event(0, 0, generation_id=1))
+    generation[0] = 2  # a rebalance happened while it was in flight: the partition is re-read from the commit
+    new = acker.track(_Event(0, 0, generation_id=2))
+    await acker.done(old)
+    await acker.done(new)
+    assert stream.acked == [(0, 0)] and acker.in_flight == 0  # only the new generation's ack
