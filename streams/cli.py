@@ -58,9 +58,13 @@ def settings_from(kwargs: dict[str, Any], names: tuple[str, ...] = ALL_SETTINGS,
     return settings
 
 
-def fail(message: str) -> None:
+def fail(message: str, code: int = EXIT_FAILURE) -> None:
     err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    sys.exit(EXIT_FAILURE)
+    sys.exit(code)
+
+
+def usage_error(message: str) -> None:
+    fail(message, EXIT_USAGE)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -131,19 +135,41 @@ def publish(source: str, fmt: str | None, quiet: bool, **kwargs: Any) -> None:
 @cli.command()
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Dataset directory.")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "parquet"]), default="jsonl", show_default=True,
+              help="Shard format.")
+@click.option("--columns", default=None, metavar="COLS",
+              help="Write only these columns, e.g. anchor,positive,negative (the sentence-transformers layout; "
+                   "pair records then go to DIR/pairs/). Default: the full record.")
+@click.option("--shard-rows", type=click.IntRange(min=1), default=10_000, show_default=True,
+              help="Close a shard after this many rows.")
+@click.option("--shard-seconds", type=click.FloatRange(min=0.1), default=300.0, show_default=True,
+              help="Close a shard after this many seconds (also while the stream is quiet).")
+@click.option("--follow/--no-follow", default=True, show_default=True,
+              help="Keep consuming as the stream grows; --no-follow stops once the stream is quiet for 5 s.")
+@click.option("--until-idle", type=float, default=None, metavar="SECONDS",
+              help="Stop after this many seconds without records.")
 @click.option("--group", default=None, help="Consumer group (default: <app id>-sink).")
-@click.option("--until-idle", type=float, default=None, help="Stop after this many seconds without records.")
-@click.option("--limit", type=int, default=None, help="Stop after this many records.")
+@click.option("--limit", type=int, default=None, help="Stop after this many records (duplicates included).")
 @click.option("--dead-letters/--no-dead-letters", default=False,
-              help="Also write dead letters to dead_letters.jsonl.")
+              help="Also write dead letters to DIR/dead_letters/.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @setting_options(*KAFKA_SETTINGS, "triplets_topic", "dlq_topic", "app_id")
-def consume(out_dir: Path, group: str | None, until_idle: float | None, limit: int | None, dead_letters: bool,
-            quiet: bool, **kwargs: Any) -> None:
-    """Consume the triplets topic into DIR/triplets.jsonl (resumable, duplicates dropped by id)."""
-    from streams.sinks import consume as do_consume
+def consume(out_dir: Path, fmt: str, columns: str | None, shard_rows: int, shard_seconds: float, follow: bool,
+            until_idle: float | None, group: str | None, limit: int | None, dead_letters: bool, quiet: bool,
+            **kwargs: Any) -> None:
+    """Grow a dataset in DIR from the triplets topic: complete JSONL or Parquet shards, resumable, duplicates
+    dropped by record id (see DIR/manifest.json)."""
+    from streams.dataset import DatasetError, TRIPLET_COLUMNS
+    from streams.sinks import SinkOptions, consume as do_consume
 
     settings = settings_from(kwargs, KAFKA_SETTINGS + ("triplets_topic", "dlq_topic", "app_id"))
+    cols = tuple(c.strip() for c in columns.split(",") if c.strip()) if columns else None
+    if cols is not None and (not cols or any(c not in TRIPLET_COLUMNS + ("id",) for c in cols)):
+        usage_error(f"--columns: choose from {', '.join(TRIPLET_COLUMNS + ('id',))} (got {columns!r})")
+    if until_idle is None and not follow:
+        until_idle = 5.0
+    options = SinkOptions(fmt=fmt, columns=cols, shard_rows=shard_rows, shard_seconds=shard_seconds,
+                          dead_letters=dead_letters)
     stop = asyncio.Event()
 
     async def run():
@@ -153,17 +179,19 @@ def consume(out_dir: Path, group: str | None, until_idle: float | None, limit: i
         with _progress(quiet, "consuming", None) as (progress, task):
             def show(stats):
                 progress.update(task, completed=stats.triplets + stats.dead_letters,
-                                description=f"consuming ({stats.triplets / max(stats.elapsed, 1e-9):.1f} rec/s)")
+                                description=f"consuming ({stats.rate:.1f} rows/s, {stats.duplicates} duplicates, "
+                                            f"{stats.shards} shards)")
             return await do_consume(settings, out_dir, group=group or f"{settings.app_id}-sink",
-                                    until_idle=until_idle, limit=limit, dead_letters=dead_letters,
-                                    on_progress=show, stop=stop)
+                                    until_idle=until_idle, limit=limit, options=options, on_progress=show, stop=stop)
 
     try:
         stats = asyncio.run(run())
+    except DatasetError as exc:
+        usage_error(str(exc))
     except Exception as exc:
         fail(f"consuming from {settings.broker} failed: {exc}")
     click.echo(f"wrote {stats.triplets} triplets, {stats.dead_letters} dead letters, "
-               f"dropped {stats.duplicates} duplicates, into {out_dir}")
+               f"dropped {stats.duplicates} duplicates, in {stats.shards} shards, into {out_dir}")
 
 
 @cli.command()
@@ -239,8 +267,8 @@ def demo(anchors_file: Path | None, limit: int | None, out_dir: Path, timeout: f
         f"duplicates     {s.duplicates} (already in the dataset, dropped)\n"
         f"model          {result.model}\n"
         f"time           {result.elapsed:.1f}s  ({result.anchors / max(result.elapsed, 1e-9):.2f} anchors/s)\n"
-        f"dataset        {result.out_dir / 'triplets.jsonl'}\n"
-        f"dead letters   {result.out_dir / 'dead_letters.jsonl'}"
+        f"dataset        {result.out_dir}/*.jsonl  (manifest.json; load_dataset(\"json\", data_files=...))\n"
+        f"dead letters   {result.out_dir / 'dead_letters'}/*.jsonl"
     )
     if result.accounted + s.duplicates < result.anchors:
         sys.exit(EXIT_FAILURE)

@@ -1,13 +1,13 @@
-"""Consume the triplets topic into a dataset directory (JSONL), durable and deduplicated by record id.
+"""`pairstream consume`: the triplets topic, as a consumer-group member, into a growing dataset directory.
 
-Offsets are committed only after the lines they cover are flushed and fsynced,
-so a crash can redeliver but never lose; redelivered records are recognised by
-their id and dropped. (The dataset-sink issue grows this into rotating JSONL /
-Parquet shards with an on-disk id index.)
+Kafka offsets are committed only after every record consumed before them is in a
+complete, fsynced, indexed shard (`streams.dataset`), so a crash can redeliver but
+never lose; redelivered records are recognised by their id and dropped, across
+restarts. Shards close when they reach `shard_rows` or `shard_seconds` (also while
+the stream is quiet), and on a clean stop.
 """
 
 import asyncio
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,57 +16,17 @@ from typing import Callable
 import orjson
 from aiokafka import AIOKafkaConsumer
 
+from streams.dataset import Dataset
 from streams.kafka import aiokafka_kwargs
 from streams.settings import Settings
 
 
-class JsonlSink:
-    """Appends records to `DIR/<name>.jsonl`, skipping ids already in it."""
-
-    def __init__(self, out_dir: Path, name: str):
-        self.path = Path(out_dir) / f"{name}.jsonl"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.seen: set[str] = set()
-        if self.path.exists():
-            with open(self.path, "rb") as f:
-                for line in f:
-                    try:
-                        rid = orjson.loads(line).get("id")
-                    except orjson.JSONDecodeError:
-                        continue  # a torn last line from a crash: its record will be redelivered
-                    if rid:
-                        self.seen.add(rid)
-        self._file = open(self.path, "ab")
-        self.written = 0
-        self.duplicates = 0
-
-    def write(self, value: bytes) -> bool:
-        """Append one record; False if its id was already written."""
-        record = orjson.loads(value)
-        rid = record.get("id")
-        if rid and rid in self.seen:
-            self.duplicates += 1
-            return False
-        if rid:
-            self.seen.add(rid)
-        self._file.write(orjson.dumps(record) + b"\n")
-        self.written += 1
-        return True
-
-    def sync(self) -> None:
-        self._file.flush()
-        os.fsync(self._file.fileno())
-
-    def close(self) -> None:
-        self.sync()
-        self._file.close()
-
-
 @dataclass
 class ConsumeStats:
-    triplets: int = 0
+    triplets: int = 0  # rows written from the triplets topic (pairs included)
     dead_letters: int = 0
     duplicates: int = 0
+    shards: int = 0
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -78,16 +38,29 @@ class ConsumeStats:
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
+    @property
+    def rate(self) -> float:
+        return (self.triplets + self.dead_letters) / max(self.elapsed, 1e-9)
+
+
+@dataclass
+class SinkOptions:
+    fmt: str = "jsonl"
+    columns: tuple[str, ...] | None = None
+    shard_rows: int = 10_000
+    shard_seconds: float = 300.0
+    dead_letters: bool = False
+
 
 async def consume(settings: Settings, out_dir: Path, *, group: str, until_idle: float | None = None,
-                  limit: int | None = None, dead_letters: bool = False,
+                  limit: int | None = None, dead_letters: bool = False, options: SinkOptions | None = None,
                   on_progress: Callable[[ConsumeStats], None] | None = None,
                   stop: asyncio.Event | None = None) -> ConsumeStats:
-    """Consume until `limit` records (duplicates included), `until_idle` seconds without records, or `stop` is set."""
-    topics = [settings.triplets_topic] + ([settings.dlq_topic] if dead_letters else [])
-    sinks = {settings.triplets_topic: JsonlSink(out_dir, "triplets")}
-    if dead_letters:
-        sinks[settings.dlq_topic] = JsonlSink(out_dir, "dead_letters")
+    """Consume until `limit` records (duplicates included), `until_idle` seconds without records, or `stop`."""
+    options = options or SinkOptions(dead_letters=dead_letters)
+    dataset = Dataset(out_dir, fmt=options.fmt, columns=options.columns, shard_rows=options.shard_rows,
+                      shard_seconds=options.shard_seconds)
+    topics = [settings.triplets_topic] + ([settings.dlq_topic] if options.dead_letters else [])
     session_ms = int(settings.broker_session_timeout_s * 1000)
     consumer = AIOKafkaConsumer(
         *topics, **aiokafka_kwargs(settings), group_id=group, enable_auto_commit=False,
@@ -95,35 +68,47 @@ async def consume(settings: Settings, out_dir: Path, *, group: str, until_idle: 
         heartbeat_interval_ms=min(3000, session_ms // 4),
     )
     stats = ConsumeStats()
+    position: dict = {}  # partition -> next offset, for the records added so far
+
+    async def checkpoint() -> None:
+        stats.shards += dataset.checkpoint()
+        if position:
+            await consumer.commit(dict(position))  # only now: everything added so far is durable
+
     await consumer.start()
-    last_record = time.monotonic()
+    clean = False
     try:
+        last_record = time.monotonic()
         while not (stop and stop.is_set()):
             batch = await consumer.getmany(timeout_ms=500, max_records=1000)
-            if not batch:
-                if until_idle is not None and time.monotonic() - last_record >= until_idle:
-                    break
-                continue
-            last_record = time.monotonic()
+            if batch:
+                last_record = time.monotonic()
             for tp, messages in batch.items():
-                sink = sinks[tp.topic]
+                is_dlq = tp.topic == settings.dlq_topic
                 for msg in messages:
-                    if sink.write(msg.value):
-                        if tp.topic == settings.triplets_topic:
-                            stats.triplets += 1
-                        else:
-                            stats.dead_letters += 1
-                    else:
+                    if not dataset.add(orjson.loads(msg.value), dead_letter=is_dlq):
                         stats.duplicates += 1
-            for sink in sinks.values():
-                sink.sync()
-            await consumer.commit()  # only after the records are on disk
+                    elif is_dlq:
+                        stats.dead_letters += 1
+                    else:
+                        stats.triplets += 1
+                    position[tp] = msg.offset + 1
+                    if dataset.due():  # a full shard closes at once, mid-batch
+                        await checkpoint()
+            if dataset.due():  # an old shard closes while the stream is quiet
+                await checkpoint()
             if on_progress:
                 on_progress(stats)
             if limit is not None and stats.seen >= limit:
                 break
+            if not batch and until_idle is not None and time.monotonic() - last_record >= until_idle:
+                break
+        await checkpoint()
+        clean = True
     finally:
-        for sink in sinks.values():
-            sink.close()
+        if clean:
+            dataset.close()
+        else:
+            dataset.abort()  # not committed: the open shards' records are redelivered
         await consumer.stop()
     return stats

@@ -34,8 +34,8 @@ def test_demo_turns_60_real_sentences_into_valid_triplets(tmp_path):
     print(proc.stdout)
     assert proc.returncode == 0, proc.stderr[-3000:] + (out / "logs" / "worker.log").read_text()[-3000:]
 
-    triplets = [orjson.loads(x) for x in (out / "triplets.jsonl").read_bytes().splitlines()]
-    letters = [orjson.loads(x) for x in (out / "dead_letters.jsonl").read_bytes().splitlines()]
+    triplets = [orjson.loads(x) for f in sorted(out.glob("*.jsonl")) for x in f.read_bytes().splitlines()]
+    letters = [orjson.loads(x) for f in sorted(out.glob("dead_letters/*.jsonl")) for x in f.read_bytes().splitlines()]
     assert len(triplets) + len(letters) == N, "every anchor ends as a triplet or a dead letter"
     assert sorted([t["anchor"] for t in triplets] + [d["raw"] and orjson.loads(d["raw"])["anchor"] for d in letters]) \
         == sorted(anchors)

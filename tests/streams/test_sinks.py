@@ -1,0 +1,92 @@
+"""`pairstream consume` against the real broker: SIGKILL mid-stream and restart gives a dataset whose ids are
+exactly the produced ids (none missing, none twice, redeliveries dropped), in shards that `datasets` loads;
+`--format parquet --columns anchor,positive,negative` gives the sentence-transformers triplet layout."""
+
+import subprocess
+import sys
+import threading
+import time
+
+import datasets
+import orjson
+import pytest
+
+from conftest import ROOT, produce, stsb_sentences
+
+pytestmark = pytest.mark.integration
+
+
+def triplet(i: int, text: str, *, pair: bool = False) -> bytes:
+    return orjson.dumps({
+        "id": f"rec-{i}", "anchor": text, "positive": f"Put another way: {text}",
+        "negative": None if pair else f"Not about this: {i}", "model_name": "fake", "action": "paraphrase",
+        "triplet": not pair, "hard_negative": False, "context": None, "metadata": None,
+        "usage": {"prompt_tokens": 50, "completion_tokens": 20}, "attempts": 1, "latency_ms": 3.0,
+        "generated_at": "2026-11-24T10:00:00Z", "source": {"topic": "anchors", "partition": 0, "offset": i},
+        "schema_version": 1,
+    })
+
+
+def consume_cmd(out, *args):
+    return [sys.executable, "-m", "streams.cli", "consume", "--out", str(out), "--quiet", *args]
+
+
+def test_sigkill_mid_stream_and_restart_gives_exactly_the_produced_ids(broker, names, pairstream_env, tmp_path):
+    texts = stsb_sentences(1500)
+    first, second = range(0, 1000), range(1000, 1500)
+
+    def trickle():  # the first 1000 arrive over a few seconds, so the kill lands mid-stream
+        for start in range(0, 1000, 50):
+            produce(broker, names["triplets"], [triplet(i, texts[i]) for i in range(start, start + 50)])
+            time.sleep(0.1)
+
+    producer = threading.Thread(target=trickle)
+    producer.start()
+    out = tmp_path / "ds"
+    proc = subprocess.Popen(consume_cmd(out, "--shard-rows", "100", "--shard-seconds", "1"), env=pairstream_env,
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while len(list(out.glob("*.jsonl"))) < 3:  # some shards complete, more being written
+        assert time.monotonic() < deadline and proc.poll() is None, proc.stdout.read().decode()[-2000:] if proc.poll() is not None else "no shards"
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    shards_at_kill = len(list(out.glob("*.jsonl")))
+    producer.join()
+    assert shards_at_kill < 10, "the kill should land before the first 1000 records were all written"
+
+    # the stream goes on: new records, and redeliveries of records already in the dataset
+    produce(broker, names["triplets"], [triplet(i, texts[i]) for i in second] + [triplet(i, texts[i]) for i in range(0, 1000, 10)])
+    done = subprocess.run(consume_cmd(out, "--shard-rows", "100", "--until-idle", "3"), env=pairstream_env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "dropped" in done.stdout and "shards" in done.stdout
+
+    ds = datasets.load_dataset("json", data_files=f"{out}/*.jsonl", split="train")
+    ids = ds["id"]
+    assert len(ids) == len(set(ids)) == 1500, f"{len(ids)} rows, {len(set(ids))} unique"
+    assert set(ids) == {f"rec-{i}" for i in range(1500)}
+    assert ds.select_columns(["anchor", "positive", "negative"])[0]["anchor"] == texts[int(ids[0].split("-")[1])]
+    manifest = orjson.loads((out / "manifest.json").read_bytes())
+    assert sum(manifest["rows"].values()) == 1500 and all(s["rows"] <= 100 for s in manifest["shards"])
+    assert not list((out / ".pairstream").glob("*.tmp"))
+
+
+def test_parquet_in_the_sentence_transformers_layout(broker, names, pairstream_env, tmp_path):
+    texts = stsb_sentences(30)
+    produce(broker, names["triplets"], [triplet(i, texts[i], pair=i % 10 == 0) for i in range(30)])
+    out = tmp_path / "pq"
+    done = subprocess.run(consume_cmd(out, "--format", "parquet", "--columns", "anchor,positive,negative",
+                                      "--until-idle", "2"), env=pairstream_env, cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "wrote 30 triplets" in done.stdout
+    trip = datasets.load_dataset("parquet", data_files=f"{out}/*.parquet", split="train")
+    assert trip.column_names == ["anchor", "positive", "negative"] and trip.num_rows == 27
+    pairs = datasets.load_dataset("parquet", data_files=f"{out}/pairs/*.parquet", split="train")
+    assert pairs.column_names == ["anchor", "positive"] and pairs.num_rows == 3
+    assert sorted(list(trip["anchor"]) + list(pairs["anchor"])) == sorted(texts)
+
+    other = subprocess.run(consume_cmd(out, "--until-idle", "1"), env=pairstream_env, cwd=ROOT, capture_output=True,
+                           text=True, timeout=60)
+    assert other.returncode == 2 and "format" in other.stderr  # a dataset keeps its format
