@@ -1,8 +1,6 @@
 """The worker against the embedded broker and a fake LLM: every anchor ends as one triplet or one dead
 letter, per-record fields are honoured, concurrency is bounded, and acks never pass an in-flight anchor."""
 
-import asyncio
-import threading
 
 import orjson
 import pytest

@@ -84,8 +84,8 @@ def _request(n: int) -> AnchorRequest:
 
 
 async def test_outage_holds_requests_instead_of_spending_retries(fake_llm):
-    """8 anchors in flight, backend down for 3 s, 2 retries each: without the gate every anchor would try 3 times
-    in the first seconds and fail; with it the backend sees a few requests and every anchor succeeds."""
+    """8 anchors in flight, backend down for 3 s, 6 retries each with short backoff: without the gate every anchor
+    spends its 7 tries in about 1.5 s and fails; with it the backend sees a few probes and every anchor succeeds."""
     outage_s = 3.0
     start: list[float] = []
 
@@ -94,7 +94,7 @@ async def test_outage_holds_requests_instead_of_spending_retries(fake_llm):
         return Reply(status=503) if time.monotonic() - start[0] < outage_s else None
 
     llm = fake_llm(behaviour=behaviour)
-    settings = Settings(llm_base_url=llm.base_url, llm_max_retries=2, llm_outage_failures=3, llm_outage_probe_max_s=1)
+    settings = Settings(llm_base_url=llm.base_url, llm_max_retries=6, llm_outage_failures=3, llm_outage_probe_max_s=1)
     async with LLMClient(llm.base_url, max_connections=8) as client:
         gen = Generator(client, settings)
         gen.retry.backoff_base_s = 0.05
