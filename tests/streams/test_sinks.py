@@ -32,43 +32,53 @@ def consume_cmd(out, *args):
 
 
 def test_sigkill_mid_stream_and_restart_gives_exactly_the_produced_ids(broker, names, pairstream_env, tmp_path):
-    texts = stsb_sentences(1500)
-    second = range(1000, 1500)
+    texts = stsb_sentences(1651)
+    produced: list[int] = []
+    stop = threading.Event()
 
-    def trickle():  # the first 1000 arrive over a few seconds, so the kill lands mid-stream
-        for start in range(0, 1000, 50):
-            produce(broker, names["triplets"], [triplet(i, texts[i]) for i in range(start, start + 50)])
-            time.sleep(0.1)
+    def trickle():  # records keep arriving until the kill, so it always lands mid-stream
+        i = 0
+        while not stop.is_set() and i < 20_000:
+            produce(broker, names["triplets"], [triplet(j, texts[j % len(texts)]) for j in range(i, i + 50)])
+            produced.extend(range(i, i + 50))
+            i += 50
+            time.sleep(0.05)
 
     producer = threading.Thread(target=trickle)
     producer.start()
     out = tmp_path / "ds"
     proc = subprocess.Popen(consume_cmd(out, "--shard-rows", "100", "--shard-seconds", "1"), env=pairstream_env,
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while len(list(out.glob("*.jsonl"))) < 3:  # some shards complete, more being written
-        assert time.monotonic() < deadline and proc.poll() is None, proc.stdout.read().decode()[-2000:] if proc.poll() is not None else "no shards"
-        time.sleep(0.05)
-    proc.kill()
-    proc.wait()
-    shards_at_kill = len(list(out.glob("*.jsonl")))
-    producer.join()
-    assert shards_at_kill < 10, "the kill should land before the first 1000 records were all written"
+    try:
+        deadline = time.monotonic() + 60
+        while len(list(out.glob("*.jsonl"))) < 3:  # some shards complete, more being written
+            assert time.monotonic() < deadline and proc.poll() is None, "no shards"
+            time.sleep(0.05)
+        proc.kill()
+        proc.wait()
+    finally:
+        stop.set()
+        producer.join()
 
     # the stream goes on: new records, and redeliveries of records already in the dataset
-    produce(broker, names["triplets"], [triplet(i, texts[i]) for i in second] + [triplet(i, texts[i]) for i in range(0, 1000, 10)])
+    n = len(produced)
+    more = range(n, n + 500)
+    produce(broker, names["triplets"], [triplet(i, texts[i % len(texts)]) for i in more]
+            + [triplet(i, texts[i % len(texts)]) for i in produced[::10]])
     done = subprocess.run(consume_cmd(out, "--shard-rows", "100", "--until-idle", "3"), env=pairstream_env, cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "dropped" in done.stdout and "shards" in done.stdout
 
+    expected = {f"rec-{i}" for i in [*produced, *more]}
     ds = datasets.load_dataset("json", data_files=f"{out}/*.jsonl", split="train")
-    ids = ds["id"]
-    assert len(ids) == len(set(ids)) == 1500, f"{len(ids)} rows, {len(set(ids))} unique"
-    assert set(ids) == {f"rec-{i}" for i in range(1500)}
-    assert ds.select_columns(["anchor", "positive", "negative"])[0]["anchor"] == texts[int(ids[0].split("-")[1])]
+    ids = list(ds["id"])
+    assert len(ids) == len(set(ids)) == len(expected), f"{len(ids)} rows, {len(set(ids))} unique, {len(expected)} produced"
+    assert set(ids) == expected
+    first = ds.select_columns(["anchor", "positive", "negative"])[0]
+    assert first["anchor"] == texts[int(ids[0].split("-")[1]) % len(texts)] and first["negative"]
     manifest = orjson.loads((out / "manifest.json").read_bytes())
-    assert sum(manifest["rows"].values()) == 1500 and all(s["rows"] <= 100 for s in manifest["shards"])
+    assert sum(manifest["rows"].values()) == len(expected) and all(s["rows"] <= 100 for s in manifest["shards"])
     assert not list((out / ".pairstream").glob("*.tmp"))
 
 
