@@ -33,6 +33,10 @@ class DatasetError(Exception):
     """DIR cannot be used as asked (for example: it holds shards of another format)."""
 
 
+def _utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -71,7 +75,7 @@ class IdIndex:
 
     def add_shard(self, seq: int, name: str, family: str, ids: Iterable[str], rows: int) -> None:
         """One transaction: the shard and all its ids become known together, or neither does."""
-        created = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+        created = _utc_now()
         with self.db:
             self.db.execute("BEGIN")
             self.db.executemany("INSERT OR IGNORE INTO ids VALUES (?)", ((i,) for i in ids))
@@ -108,10 +112,10 @@ def parquet_schema(columns: tuple[str, ...] | None):
 class Shard:
     """One shard being written to a temp file; `finish()` makes it complete and visible."""
 
-    def __init__(self, tmp_dir: Path, final: Path, fmt: str, columns: tuple[str, ...] | None):
+    def __init__(self, seq: int, tmp_dir: Path, final: Path, fmt: str, columns: tuple[str, ...] | None):
+        self.seq = seq
         self.final = final
         self.tmp = tmp_dir / f"{final.name}.tmp"
-        self.fmt = fmt
         self.columns = columns
         self.ids: list[str] = []
         self.opened = time.monotonic()
@@ -189,18 +193,24 @@ class Dataset:
             elif have != value:
                 raise DatasetError(f"{self.dir} holds a dataset with {key} {have!r}; asked for {value!r}")
 
+    def _format_of(self, family: str) -> str:
+        return "jsonl" if family == "dead_letters" else self.fmt
+
+    @staticmethod
+    def _folder(family: str) -> str:
+        """Where a family's shards live, relative to DIR: triplets at the top, the others in a folder of their own."""
+        return "" if family == "triplets" else family
+
     def _path(self, family: str, seq: int) -> Path:
-        ext = "jsonl" if family == "dead_letters" else self.fmt
-        folder = self.dir if family == "triplets" else self.dir / family
-        return folder / f"{family}-{seq:06d}.{ext}"
+        return self.dir / self._folder(family) / f"{family}-{seq:06d}.{self._format_of(family)}"
 
     def _recover(self) -> None:
         """Delete what a crash left: temp files, and renamed shards the index never recorded."""
         for tmp in self.state_dir.glob("*.tmp"):
             tmp.unlink()
         known = {s["name"] for s in self.index.shards()}
-        for folder in (self.dir, self.dir / "pairs", self.dir / "dead_letters"):
-            for f in folder.glob("*-[0-9][0-9][0-9][0-9][0-9][0-9].*"):
+        for family in ("triplets", "pairs", "dead_letters"):
+            for f in (self.dir / self._folder(family)).glob("*-[0-9][0-9][0-9][0-9][0-9][0-9].*"):
                 if f.suffix in (".jsonl", ".parquet") and f.name not in known:
                     f.unlink()
         self._write_manifest()
@@ -233,8 +243,8 @@ class Dataset:
         shard = self.open.get(family)
         if shard is None:
             seq = self.index.next_seq() + len(self.open)
-            fmt = "jsonl" if family == "dead_letters" else self.fmt
-            shard = self.open[family] = Shard(self.state_dir, self._path(family, seq), fmt, self.columns_of(family))
+            shard = self.open[family] = Shard(seq, self.state_dir, self._path(family, seq), self._format_of(family),
+                                              self.columns_of(family))
         shard.add(rid or "", self.row_of(record, family))
         self.written[family] += 1
         return True
@@ -247,10 +257,9 @@ class Dataset:
     def checkpoint(self) -> int:
         """Finish every open shard and index it; after this, everything added is durable. Returns shards closed."""
         closed = 0
-        for family, shard in sorted(self.open.items(), key=lambda kv: kv[1].final.name):
+        for family, shard in sorted(self.open.items(), key=lambda kv: kv[1].seq):
             shard.finish()
-            seq = int(shard.final.stem.rsplit("-", 1)[1])
-            self.index.add_shard(seq, shard.final.name, family, (i for i in shard.ids if i), shard.rows)
+            self.index.add_shard(shard.seq, shard.final.name, family, (i for i in shard.ids if i), shard.rows)
             closed += 1
         self.open.clear()
         self.pending_ids.clear()
@@ -268,11 +277,10 @@ class Dataset:
             "format": self.fmt,
             "columns": list(self.columns) if self.columns else "all",
             "rows": rows,
-            "shards": [{**s, "path": s["name"] if s["family"] == "triplets" else f'{s["family"]}/{s["name"]}'}
-                       for s in shards],
+            "shards": [{**s, "path": str(Path(self._folder(s["family"])) / s["name"])} for s in shards],
             "load": f'datasets.load_dataset("{"json" if self.fmt == "jsonl" else "parquet"}", '
                     f'data_files="{self.dir}/*.{self.fmt}", split="train")',
-            "updated_at": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
+            "updated_at": _utc_now(),
         }
         tmp = self.state_dir / "manifest.json.tmp"
         tmp.write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))

@@ -21,7 +21,7 @@ from streams.broker import EmbeddedBroker, free_port, stop_process
 from streams.kafka import ensure_topics
 from streams.publish import load_anchor_file, publish
 from streams.settings import Settings
-from streams.sinks import ConsumeStats, consume
+from streams.sinks import ConsumeStats, SinkOptions, consume
 
 SAMPLE = Path(__file__).parent / "samples" / "anchors.jsonl"
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -169,7 +169,8 @@ def run_demo(settings: Settings, records: list[tuple[bytes | None, bytes]], *, o
                     stop.set()
 
             task = asyncio.create_task(consume(run_settings, out_dir, group=f"{run_settings.app_id}-demo-sink",
-                                               limit=sent, dead_letters=True, on_progress=progress, stop=stop))
+                                               limit=sent, options=SinkOptions(dead_letters=True),
+                                               on_progress=progress, stop=stop))
             try:
                 return await asyncio.wait_for(task, timeout)
             except asyncio.TimeoutError:

@@ -53,11 +53,11 @@ class SinkOptions:
 
 
 async def consume(settings: Settings, out_dir: Path, *, group: str, until_idle: float | None = None,
-                  limit: int | None = None, dead_letters: bool = False, options: SinkOptions | None = None,
+                  limit: int | None = None, options: SinkOptions | None = None,
                   on_progress: Callable[[ConsumeStats], None] | None = None,
                   stop: asyncio.Event | None = None) -> ConsumeStats:
     """Consume until `limit` records (duplicates included), `until_idle` seconds without records, or `stop`."""
-    options = options or SinkOptions(dead_letters=dead_letters)
+    options = options or SinkOptions()
     dataset = Dataset(out_dir, fmt=options.fmt, columns=options.columns, shard_rows=options.shard_rows,
                       shard_seconds=options.shard_seconds)
     topics = [settings.triplets_topic] + ([settings.dlq_topic] if options.dead_letters else [])

@@ -130,6 +130,14 @@ def start_worker(pairstream_env, tmp_path):
         w.stop(9)
 
 
+def wait_in_flight(llm: FakeLLM, n: int, timeout: float = 60) -> None:
+    """Wait until the fake LLM is serving `n` requests at once."""
+    deadline = time.monotonic() + timeout
+    while llm.in_flight < n:
+        assert time.monotonic() < deadline, f"only {llm.in_flight} requests in flight"
+        time.sleep(0.05)
+
+
 def produce(broker: EmbeddedBroker, topic: str, values: list[bytes | None], keys: list[bytes | None] | None = None,
             partition: int | None = None) -> None:
     async def run():

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from conftest import account, produce, read_raw, stsb_sentences
+from conftest import account, produce, read_raw, stsb_sentences, wait_in_flight
 from streams.testing import Reply
 
 pytestmark = pytest.mark.integration
@@ -101,10 +101,7 @@ def test_a_stalled_llm_does_not_hold_a_rebalance(broker, names, fake_llm, start_
                PAIRSTREAM_DRAIN_TIMEOUT_S="2")
     a = start_worker(**env)
     a.wait_assigned()
-    deadline = time.monotonic() + 30
-    while llm.in_flight < 4:
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    wait_in_flight(llm, 4)
     b = start_worker(**env)
     b.wait_assigned(timeout=30)  # would wait for A's hung requests (10 min) without the drain deadline
     assert "rebalance: 4 anchors still in flight after 2s" in a.log

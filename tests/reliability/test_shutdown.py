@@ -5,17 +5,10 @@ import time
 
 import pytest
 
-from conftest import account, produce, read_topic
+from conftest import account, produce, read_topic, wait_in_flight
 from streams.testing import Reply
 
 pytestmark = pytest.mark.integration
-
-
-def wait_in_flight(llm, n: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while llm.in_flight < n:
-        assert time.monotonic() < deadline, f"only {llm.in_flight} requests in flight"
-        time.sleep(0.05)
 
 
 def test_sigterm_finishes_in_flight_anchors_commits_them_and_exits_0(broker, names, fake_llm, start_worker):
