@@ -12,9 +12,12 @@ Delivery is at-least-once and nothing is skipped:
   `drain_timeout_s` to finish; the rest are cancelled and abandoned (never acked),
   so they are redelivered; an anchor from an earlier consumer-group generation is
   never acked (its partition was re-read from the committed offset);
-- there is no batch barrier: each anchor is its own task, bounded by a semaphore,
-  and a full semaphore stops the agent pulling, so Faust's buffers fill and the
-  consumer pauses fetching (backpressure instead of unbounded memory).
+- there is no batch barrier: each anchor is its own task. The concurrency limit
+  (`streams.limits`) bounds LLM requests; the agent holds at most twice that many
+  anchors, so one is always ready when a request finishes, and a produce that
+  waits for its batch does not hold an LLM slot. Holding the limit stops the
+  agent pulling, so Faust's buffers fill and the consumer pauses fetching
+  (backpressure instead of unbounded memory).
 """
 
 import asyncio
@@ -27,6 +30,7 @@ from typing import Any, Callable
 from faust.types import TP, EventT, StreamT
 
 from schemas import Source
+from streams.limits import ConcurrencyLimit
 from streams.processor import AnchorProcessor, Outcome
 
 log = logging.getLogger("pairstream.agent")
@@ -89,11 +93,12 @@ class Counters:
 class AnchorAgent:
     """The body of the Faust agent; `run(stream)` is what `@app.agent` calls."""
 
-    def __init__(self, app, processor: AnchorProcessor, concurrency: int, drain_timeout_s: float = 30.0):
+    def __init__(self, app, processor: AnchorProcessor, limit: ConcurrencyLimit, drain_timeout_s: float = 30.0):
         self.app = app
         self.processor = processor
-        self.concurrency = concurrency
+        self.limit = limit
         self.drain_timeout_s = drain_timeout_s
+        self._room = asyncio.Event()
         self.counters = Counters()
         self._tasks: dict[asyncio.Task, EventT] = {}
         self._acker: InOrderAcker | None = None
@@ -106,25 +111,34 @@ class AnchorAgent:
         stream = stream.noack()
         acker = self._acker = InOrderAcker(stream, getattr(self.app.consumer, "release", None),
                                            lambda: self.app.consumer_generation_id)
-        slots = asyncio.Semaphore(self.concurrency)
         try:
             async for event in stream.events():
-                await slots.acquire()
+                await self._wait_for_room()
                 if (self._abandoning or acker.is_stale(event)
                         or event.message.generation_id <= self._abandoned_generation):
                     self._abandon(event)
-                    slots.release()
                     continue
                 self.counters.consumed += 1
                 ticket = acker.track(event)
-                task = asyncio.create_task(self._handle(event, ticket, acker, slots))
+                task = asyncio.create_task(self._handle(event, ticket, acker))
                 self._tasks[task] = event
                 task.add_done_callback(self._forget)
         finally:
             self._cancel_in_flight()
 
+    @property
+    def max_anchors(self) -> int:
+        """Anchors held at once: twice the LLM limit (one waiting for each slot)."""
+        return 2 * self.limit.limit
+
+    async def _wait_for_room(self) -> None:
+        while len(self._tasks) >= self.max_anchors:
+            self._room.clear()
+            await self._room.wait()
+
     def _forget(self, task: asyncio.Task) -> None:
         self._tasks.pop(task, None)
+        self._room.set()
 
     def _cancel_in_flight(self) -> int:
         tasks = list(self._tasks.items())
@@ -174,7 +188,7 @@ class AnchorAgent:
         elif in_flight:
             log.info("%s: in-flight anchors finished in %.1fs", reason, time.monotonic() - started)
 
-    async def _handle(self, event: EventT, ticket: Ticket, acker: InOrderAcker, slots: asyncio.Semaphore) -> None:
+    async def _handle(self, event: EventT, ticket: Ticket, acker: InOrderAcker) -> None:
         msg = event.message
         try:
             outcome = await self.processor.process(msg.topic, msg.partition, msg.offset, msg.value)
@@ -185,8 +199,6 @@ class AnchorAgent:
         except Exception as exc:  # a bug or a broker failure: never ack, stop the worker
             log.exception("fatal error on %s[%s]@%s; stopping without acking it", msg.topic, msg.partition, msg.offset)
             await self.app.crash(exc)
-        finally:
-            slots.release()
 
     async def _produce(self, outcome: Outcome, msg) -> None:
         try:

@@ -13,7 +13,8 @@ import faust
 from streams import commits
 from streams.agent import AnchorAgent
 from streams.generator import Generator
-from streams.kafka import faust_credentials
+from streams.limits import limit_for
+from streams.kafka import faust_credentials, install_fetch_max_wait
 from streams.llm import LLMClient
 from streams.processor import AnchorProcessor
 from streams.settings import Settings
@@ -51,6 +52,8 @@ def create_app(settings: Settings) -> faust.App:
         web_host=settings.web_host,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        # Batch triplets for a few ms: far fewer produce requests per record (broker and worker CPU).
+        producer_linger=settings.producer_linger_ms / 1000,
         broker_commit_interval=settings.commit_interval_s,
         # A stream that waits on its in-flight LLM calls before a rebalance completes.
         stream_wait_empty=True,
@@ -58,13 +61,15 @@ def create_app(settings: Settings) -> faust.App:
     )
     anchors = app.topic(settings.anchors_topic, key_serializer="raw", value_serializer="raw")
 
+    limit = limit_for(settings.concurrency, settings.concurrency_max)
     llm = LLMClient(settings.llm_base_url, api_key=settings.llm_api_key, timeout_s=settings.llm_timeout_s,
-                    max_connections=settings.concurrency)
-    processor = AnchorProcessor(settings, Generator(llm, settings))
-    runner = AnchorAgent(app, processor, settings.concurrency, settings.drain_timeout_s)
+                    max_connections=settings.concurrency_max if settings.concurrency == "auto" else settings.concurrency)
+    processor = AnchorProcessor(settings, Generator(llm, settings, limit=limit))
+    runner = AnchorAgent(app, processor, limit, settings.drain_timeout_s)
     app.agent(anchors, name="pairstream.generate")(runner.run)
     app.pairstream_runner = runner  # for tests and metrics
     commits.install(app, {settings.anchors_topic}, on_revoke=lambda: runner.begin_drain("rebalance"))
+    install_fetch_max_wait(app, settings.consumer_fetch_max_wait_ms)
 
     @app.on_partitions_assigned.connect
     async def _log_assignment(sender, assigned, **kwargs) -> None:

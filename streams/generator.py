@@ -19,10 +19,14 @@ from pydantic import BaseModel
 
 from streams.decode import AnchorRequest
 from streams.llm import ChatRequest, ChatResponse, LLMClient, LLMError
+from streams.limits import ConcurrencyLimit, limit_for
 from streams.outage import OutageGate
 from streams.settings import Settings
 from streams.task import EXAMPLES, OutputParseError, build_messages, parse_output, response_format
 from streams.validation import Problem, check_pair
+
+
+OVERLOAD_STATUS = {429, 503}  # "too many requests for me now": the adaptive limit backs off
 
 
 class RetryPolicy(BaseModel):
@@ -82,9 +86,11 @@ class Generator:
     """Turns an `AnchorRequest` into `Generated` or `GenerationFailure`; never raises for LLM trouble."""
 
     def __init__(self, llm: LLMClient, settings: Settings, *, retry: RetryPolicy | None = None,
-                 gate: OutageGate | None = None, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
+                 gate: OutageGate | None = None, limit: ConcurrencyLimit | None = None,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
         self.llm = llm
         self.settings = settings
+        self.limit = limit or limit_for(settings.concurrency, settings.concurrency_max)
         self.retry = retry or RetryPolicy(max_retries=settings.llm_max_retries)
         self.gate = gate or OutageGate(settings.llm_outage_failures, max_cooldown_s=settings.llm_outage_probe_max_s)
         self._sleep = sleep
@@ -141,7 +147,7 @@ class Generator:
             is_probe = await self.gate.wait()
             tally.requests += 1
             try:
-                response = await self.llm.chat(request)
+                response = await self._limited_chat(request)
             except LLMError as exc:
                 if exc.outage:
                     self.gate.failure(exc.kind)
@@ -164,3 +170,16 @@ class Generator:
             tally.model_name = response.model or tally.model_name
             return response
         raise AssertionError("unreachable")
+
+    async def _limited_chat(self, request: ChatRequest) -> ChatResponse:
+        """One HTTP request holding a concurrency permit; tells the limit what the backend did."""
+        started = await self.limit.acquire()
+        try:
+            response = await self.llm.chat(request)
+        except LLMError as exc:
+            self.limit.on_result(started, ok=False, overloaded=exc.status in OVERLOAD_STATUS)
+            raise
+        finally:
+            self.limit.release()
+        self.limit.on_result(started, ok=True)
+        return response

@@ -6,8 +6,8 @@ anchors and does the same: an outage floods the dead-letter topic. With it, afte
 `failures_to_open` consecutive outage errors (connection refused, timeout, 5xx) all
 requests hold before sending; one probe goes out after a cooldown that doubles up
 to `max_cooldown_s`, and the first success lets everyone through again. Held
-requests keep their concurrency slots, so the agent stops pulling anchors and the
-consumer pauses: an outage slows the worker down instead of failing anchors. Only
+anchors stay in the agent, which holds at most twice the concurrency, so it stops
+pulling and the consumer pauses: an outage slows the worker down instead of failing anchors. Only
 requests that are actually sent spend retries.
 """
 

@@ -73,7 +73,16 @@ class Settings(BaseSettings):
     max_output_chars: int = Field(400, ge=8, description="maxLength of each generated sentence.")
 
     # Worker
-    concurrency: int = Field(8, ge=1, description="LLM requests in flight per worker.")
+    concurrency: int | Literal["auto"] = Field(
+        8, description="LLM requests in flight per worker: an integer, or `auto` to find the backend's capacity "
+        "(additive increase, multiplicative decrease on 429/503 or rising latency).")
+    concurrency_max: int = Field(256, ge=1, description="Upper bound of `auto` concurrency.")
+    consumer_fetch_max_wait_ms: int = Field(
+        100, ge=1, le=30000, description="Longest wait of one fetch for new anchors. Kafka answers as soon as data "
+        "arrives, but some compatible brokers (the embedded Tansu) hold the whole wait, adding it to latency.")
+    producer_linger_ms: float = Field(
+        20.0, ge=0, description="How long the worker batches output records before producing them; fewer, larger "
+        "produce requests cost the broker and the worker much less CPU per record.")
     commit_interval_s: float = Field(
         1.0, gt=0, description="How often finished anchors' offsets are committed; shorter means fewer "
         "re-processed anchors after a crash.")
@@ -84,6 +93,13 @@ class Settings(BaseSettings):
     web_host: str = Field("127.0.0.1", description="Interface of the worker's web server.")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
     log_format: Literal["text", "json"] = Field("text", description="`json` for one JSON object per log line.")
+
+    @field_validator("concurrency")
+    @classmethod
+    def _positive(cls, value: int | str) -> int | str:
+        if value != "auto" and value < 1:
+            raise ValueError("must be an integer >= 1 or auto")
+        return value
 
     @field_validator("llm_base_url")
     @classmethod

@@ -4,15 +4,22 @@ It answers like a well-behaved model by default (a valid pair derived from the
 anchor, JSON or `## Positive` text depending on `response_format`), and a
 `behaviour` callable can script anything else: status codes, Retry-After,
 malformed output, slow or never-answering requests. `slots` bounds how many
-requests it serves at once (others queue), which is a backend of known capacity.
+requests it serves at once (others queue, or get 429 beyond `max_queue`), which
+is a backend of known capacity; `GET /stats` reports how busy its slots were.
 It runs its own event loop in a thread so synchronous tests and subprocess
-workers can share it.
+workers can share it; `python -m streams.testing.fake_llm` serves one in its own
+process (what `pairstream bench` does, so the backend never competes with the
+measuring process for the GIL).
 """
 
+import argparse
 import asyncio
+import math
 import random
 import re
+import signal
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -68,17 +75,25 @@ class FakeLLM:
 
     def __init__(self, behaviour: Callable[[dict[str, Any], int], Reply | None] | None = None, *,
                  slots: int = 1024, latency_s: float = 0.0, sigma: float = 0.0, model: str = "fake-model",
-                 seed: int = 0):
+                 seed: int = 0, max_queue: int | None = None, port: int | None = None, keep_requests: bool = True):
         self.behaviour = behaviour
         self.slots = slots
         self.latency_s = latency_s
         self.sigma = sigma
+        self.max_queue = max_queue  # None: unbounded queue; else 429 when more than this many wait for a slot
         self.model = model
-        self.port = free_port()
+        self.port = port or free_port()
+        self.keep_requests = keep_requests
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
-        self.in_flight = 0
+        self.in_flight = 0  # holding a slot
         self.max_in_flight = 0
+        self.received = 0
+        self.waiting = 0  # queued for a slot
+        self.served = 0
+        self.rejected = 0  # 429 because the queue was full
+        self.busy_s = 0.0  # slot-seconds spent serving
+        self.started_at = time.monotonic()
         self._rng = random.Random(seed)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -89,17 +104,44 @@ class FakeLLM:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
+    @property
+    def mean_latency_s(self) -> float:
+        """Mean of the latency model: median * exp(sigma^2 / 2) for a lognormal."""
+        return self.latency_s * math.exp(self.sigma**2 / 2)
+
+    @property
+    def capacity(self) -> float:
+        """Requests per second the slots can serve when always busy (slots / mean latency)."""
+        return self.slots / self.mean_latency_s if self.latency_s > 0 else math.inf
+
     def sample_latency(self) -> float:
         if self.latency_s <= 0:
             return 0.0
         return self.latency_s * (self._rng.lognormvariate(0, self.sigma) if self.sigma else 1.0)
 
+    def stats(self) -> dict[str, Any]:
+        return {"served": self.served, "rejected": self.rejected, "busy_s": self.busy_s, "slots": self.slots,
+                "in_flight": self.in_flight, "waiting": self.waiting, "max_in_flight": self.max_in_flight,
+                "uptime_s": time.monotonic() - self.started_at}
+
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = orjson.loads(await request.read())
-        n = len(self.requests)
-        self.requests.append(body)
-        self.headers.append(dict(request.headers))
-        async with self._sem:
+        n = self.received  # arrival index, what `behaviour` scripts against
+        self.received += 1
+        if self.keep_requests:
+            self.requests.append(body)
+            self.headers.append(dict(request.headers))
+        if self.max_queue is not None and self.in_flight + self.waiting >= self.slots + self.max_queue:
+            self.rejected += 1
+            err = {"error": {"message": "server overloaded, retry later", "code": 429}}
+            return web.Response(body=orjson.dumps(err), status=429, content_type="application/json")
+        self.waiting += 1
+        try:
+            await self._sem.acquire()
+        finally:
+            self.waiting -= 1
+        started = time.monotonic()
+        try:
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
             try:
@@ -122,6 +164,10 @@ class FakeLLM:
                                     headers=reply.headers, content_type="application/json")
             finally:
                 self.in_flight -= 1
+                self.served += 1
+                self.busy_s += time.monotonic() - started
+        finally:
+            self._sem.release()
 
     def completion(self, content: str, finish_reason: str) -> dict[str, Any]:
         return {
@@ -135,6 +181,9 @@ class FakeLLM:
     async def _models(self, request: web.Request) -> web.Response:
         return web.json_response({"object": "list", "data": [{"id": self.model, "object": "model"}]})
 
+    async def _stats(self, request: web.Request) -> web.Response:
+        return web.Response(body=orjson.dumps(self.stats()), content_type="application/json")
+
     def _serve(self) -> None:
         self._loop = asyncio.new_event_loop()
         asyncio.set_event_loop(self._loop)
@@ -142,6 +191,7 @@ class FakeLLM:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
+        app.router.add_get("/stats", self._stats)
         self._runner = web.AppRunner(app, access_log=None)
         self._loop.run_until_complete(self._runner.setup())
         self._loop.run_until_complete(web.TCPSite(self._runner, "127.0.0.1", self.port).start())
@@ -157,6 +207,7 @@ class FakeLLM:
     def start(self) -> "FakeLLM":
         """Start serving (again, after `stop()`: same port, so a restart looks like a backend coming back)."""
         self._ready.clear()
+        self.started_at = time.monotonic()
         self._thread = threading.Thread(target=self._serve, name="fake-llm", daemon=True)
         self._thread.start()
         if not self._ready.wait(10):
@@ -174,3 +225,32 @@ class FakeLLM:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve a fake backend of known capacity in this process until SIGTERM/SIGINT."""
+    ap = argparse.ArgumentParser(prog="python -m streams.testing.fake_llm", description=main.__doc__)
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--slots", type=int, default=32)
+    ap.add_argument("--latency-ms", type=float, default=500.0, help="median latency")
+    ap.add_argument("--sigma", type=float, default=0.6, help="lognormal sigma of the latency")
+    ap.add_argument("--max-queue", type=int, default=None, help="429 when more requests than this wait for a slot")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    try:
+        import uvloop
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    except ImportError:  # pragma: no cover
+        pass
+    llm = FakeLLM(slots=args.slots, latency_s=args.latency_ms / 1000, sigma=args.sigma, max_queue=args.max_queue,
+                  seed=args.seed, port=args.port, keep_requests=False).start()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    print(f"fake LLM listening on {llm.base_url}", flush=True)
+    stop.wait()
+    llm.stop()
+
+
+if __name__ == "__main__":
+    main()
