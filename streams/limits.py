@@ -3,14 +3,15 @@
 `PAIRSTREAM_CONCURRENCY=N` is a `ConcurrencyLimit` of N. `auto` is an `AIMDLimit`:
 it probes upwards while the backend keeps up and backs off when it says it
 cannot, so it finds a backend's slot count without being told:
-- additive increase: +1 per success while in slow start (doubling per round
-  trip), then +1/limit per success (+1 per round trip), and only while the limit
-  is actually used (an idle worker does not inflate it);
-- multiplicative decrease (x `backoff`) on an overload signal: a 429 or 503, or a
-  smoothed latency above `latency_tolerance` x its baseline (a queueing backend
-  such as vLLM never says 429, it just gets slower). At most one decrease per
-  round trip: the signals of requests sent before the last decrease are about
-  the old limit and are ignored, so one overshoot cannot collapse the limit.
+- additive increase: +1 per success in slow start (doubling per round trip),
+  then +1 per four round trips (probing gently keeps 429s rare), and only while
+  the limit is actually used (an idle worker does not inflate it);
+- multiplicative decrease: x0.9 on a 429 or 503; x0.5 when the smoothed latency
+  passes twice its baseline (a queueing backend such as vLLM never says 429, it
+  just gets slower: latency doubles at about twice its slots, and half of that
+  still keeps every slot busy). At most one decrease per round trip: signals of
+  requests sent before the last decrease are about the old limit and are
+  ignored, so one overshoot cannot collapse the limit.
 The limit applies to HTTP requests, not to retry back-off sleeps: a request
 waiting to retry does not hold a slot.
 """
@@ -68,43 +69,58 @@ class ConcurrencyLimit:
 
 class AIMDLimit(ConcurrencyLimit):
     def __init__(self, initial: int = 4, min_limit: int = 1, max_limit: int = 256, backoff: float = 0.9,
-                 latency_tolerance: float = 2.0, baseline_drift: float = 0.002, clock=time.monotonic):
+                 latency_tolerance: float = 2.0, latency_backoff: float = 0.5, growth_rtts: float = 4.0,
+                 clock=time.monotonic):
         super().__init__(initial, clock)
         self.min_limit, self.max_limit = min_limit, max_limit
         self.backoff = backoff
         self.latency_tolerance = latency_tolerance
-        self.baseline_drift = baseline_drift  # lets the baseline follow a backend that got slower for good
+        # A latency cut halves the limit: from about twice the slots (where latency doubles) down to about the
+        # slots, so the backend stays full and its queue drains, which lets the baseline see the true latency.
+        self.latency_backoff = latency_backoff
+        self.growth_rtts = growth_rtts  # after slow start: +1 per this many round trips
         self.slow_start = True
         self.smoothed: float | None = None  # EWMA of latency over about `limit` samples
-        self.baseline: float | None = None  # lowest smoothed latency seen, drifting slowly upwards
+        self._min_now = self._min_before = float("inf")  # lowest smoothed latency, this epoch and the last
+        self._samples = 0
         self.decreases = 0
         self._last_decrease = float("-inf")
 
+    @property
+    def baseline(self) -> float:
+        """The backend's unloaded latency: the lowest smoothed latency of this epoch and the one before
+        (an epoch is about 50 round trips), so a backend that got slower for good is learnt within two."""
+        return min(self._min_now, self._min_before)
+
     def on_result(self, started: float, *, ok: bool, overloaded: bool = False) -> None:
         if overloaded:
-            self._decrease(started)
+            self._decrease(started, self.backoff)
             return
         if not ok:
             return
         latency_s = self._clock() - started
-        alpha = 2 / (max(10, self.limit) + 1)
-        self.smoothed = latency_s if self.smoothed is None else self.smoothed + alpha * (latency_s - self.smoothed)
-        if self.baseline is None:
-            self.baseline = self.smoothed
-        else:
-            self.baseline = min(self.baseline * (1 + self.baseline_drift), self.smoothed)
+        self._track_latency(latency_s)
         if self.smoothed > self.latency_tolerance * self.baseline:
-            self._decrease(started)
+            self._decrease(started, self.latency_backoff)
             return
         if self.in_use + 1 >= self.limit * 0.9:  # only grow a limit that is being used
-            self._limit = min(self.max_limit, self._limit + (1 if self.slow_start else 1 / self._limit))
+            step = 1 if self.slow_start else 1 / (self.growth_rtts * self._limit)
+            self._limit = min(self.max_limit, self._limit + step)
             self._wake()
 
-    def _decrease(self, started: float) -> None:
+    def _track_latency(self, latency_s: float) -> None:
+        n = max(10, self.limit)
+        self.smoothed = latency_s if self.smoothed is None else self.smoothed + 2 / (n + 1) * (latency_s - self.smoothed)
+        self._min_now = min(self._min_now, self.smoothed)
+        self._samples += 1
+        if self._samples >= 50 * n:
+            self._min_before, self._min_now, self._samples = self._min_now, float("inf"), 0
+
+    def _decrease(self, started: float, factor: float) -> None:
         if started < self._last_decrease:
             return  # sent before the last decrease: already accounted for
         self.slow_start = False
-        self._limit = max(self.min_limit, self._limit * self.backoff)
+        self._limit = max(self.min_limit, self._limit * factor)
         self._last_decrease = self._clock()
         self.decreases += 1
 

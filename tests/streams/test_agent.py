@@ -5,7 +5,7 @@ letter, per-record fields are honoured, concurrency is bounded, and acks never p
 import orjson
 import pytest
 
-from conftest import produce, read_topic
+from conftest import account, produce, read_topic
 from streams.agent import InOrderAcker
 from streams.testing import Reply
 
@@ -91,6 +91,20 @@ def test_concurrency_is_used_and_bounded(broker, names, fake_llm, start_worker):
     start_worker(PAIRSTREAM_LLM_BASE_URL=llm.base_url, PAIRSTREAM_CONCURRENCY="6")
     assert len(read_topic(broker, names["triplets"], 40)) == 40
     assert llm.max_in_flight == 6
+
+
+def test_auto_concurrency_finds_the_slots_of_a_backend_it_is_not_told(broker, names, fake_llm, start_worker):
+    """`auto` against a backend of 8 slots that answers 429 beyond them: every anchor becomes a triplet,
+    the backend runs full, and 429s stay rare (the limit backs off instead of hammering it)."""
+    n = 400
+    llm = fake_llm(latency_s=0.1, sigma=0.3, slots=8, max_queue=0)
+    produce(broker, names["anchors"], [f"Anchor number {i}.".encode() for i in range(n)])
+    start_worker(PAIRSTREAM_LLM_BASE_URL=llm.base_url, PAIRSTREAM_CONCURRENCY="auto", PAIRSTREAM_LLM_MAX_RETRIES="8")
+    acc = account(broker, names, n)
+    print(f"\nauto concurrency: {llm.served} served, {llm.rejected} answered 429, max in flight {llm.max_in_flight}")
+    assert not acc.lost and not acc.dead_letters and len({t["id"] for t in acc.triplets}) == n
+    assert llm.max_in_flight == 8  # it found (and used) every slot
+    assert llm.rejected < 0.1 * llm.served, f"{llm.rejected} of {llm.served + llm.rejected} answered 429"
 
 
 class _Msg:
