@@ -16,8 +16,8 @@ from streams.limits import AIMDLimit, ConcurrencyLimit, limit_for
 class SimBackend:
     """`slots` requests at once; beyond that it answers 429 at once, or (queueing) makes callers wait."""
 
-    def __init__(self, slots: int, latency_s: float, queueing: bool, seed: int = 1):
-        self.slots, self.latency_s, self.queueing = slots, latency_s, queueing
+    def __init__(self, slots: int, latency_s: float, queueing: bool, sigma: float = 0.6, seed: int = 1):
+        self.slots, self.latency_s, self.queueing, self.sigma = slots, latency_s, queueing, sigma
         self.sem = asyncio.Semaphore(slots)
         self.active = self.served = self.rejected = 0
         self.busy_s = 0.0
@@ -29,7 +29,7 @@ class SimBackend:
             return 429
         async with self.sem:
             self.active += 1
-            latency = self.latency_s * self.rng.lognormvariate(0, 0.3)
+            latency = self.latency_s * self.rng.lognormvariate(0, self.sigma)
             await asyncio.sleep(latency)
             self.active -= 1
             self.served += 1
@@ -85,10 +85,10 @@ async def test_a_waiter_that_is_cancelled_passes_its_wakeup_on():
     assert limit.in_use == 1
 
 
-@pytest.mark.parametrize("slots", [8, 32])
-async def test_auto_finds_the_slots_of_a_backend_that_answers_429(slots):
+@pytest.mark.parametrize("slots,sigma", [(8, 0.6), (32, 0.6), (32, 1.0)])
+async def test_auto_finds_the_slots_of_a_backend_that_answers_429(slots, sigma):
     limit = AIMDLimit()
-    backend = SimBackend(slots=slots, latency_s=0.02, queueing=False)
+    backend = SimBackend(slots=slots, latency_s=0.02, queueing=False, sigma=sigma)
     samples: list[int] = []
     await drive(limit, backend, 6.0, samples=samples)
     settled = samples[len(samples) // 2:]
@@ -99,10 +99,11 @@ async def test_auto_finds_the_slots_of_a_backend_that_answers_429(slots):
     assert rejected < 0.05, f"{backend.rejected} of {backend.served + backend.rejected} answered 429"
 
 
-async def test_auto_stops_growing_when_a_queueing_backend_gets_slower():
+@pytest.mark.parametrize("sigma", [0.6, 1.0])
+async def test_auto_stops_growing_when_a_queueing_backend_gets_slower(sigma):
     slots = 16
     limit = AIMDLimit(max_limit=256)
-    backend = SimBackend(slots=slots, latency_s=0.02, queueing=True)
+    backend = SimBackend(slots=slots, latency_s=0.02, queueing=True, sigma=sigma)
     samples: list[int] = []
     await drive(limit, backend, 6.0, samples=samples)
     settled = samples[len(samples) // 2:]
