@@ -26,11 +26,18 @@ class PairstreamApp(faust.App):
     """A Faust app that starts the in-flight drain deadline as soon as it begins to stop."""
 
     pairstream_runner: AnchorAgent | None = None
+    pairstream_llm: LLMClient | None = None
 
     async def on_stop(self) -> None:
         if self.pairstream_runner is not None:
             self.pairstream_runner.begin_shutdown()
         await super().on_stop()
+
+    async def on_shutdown(self) -> None:
+        """After the agent and the consumer stopped: close the LLM connections."""
+        await super().on_shutdown()
+        if self.pairstream_llm is not None:
+            await self.pairstream_llm.aclose()
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -68,6 +75,7 @@ def create_app(settings: Settings) -> faust.App:
     runner = AnchorAgent(app, processor, limit, settings.drain_timeout_s)
     app.agent(anchors, name="pairstream.generate")(runner.run)
     app.pairstream_runner = runner  # for tests and metrics
+    app.pairstream_llm = llm
     commits.install(app, {settings.anchors_topic}, on_revoke=lambda: runner.begin_drain("rebalance"))
     install_fetch_max_wait(app, settings.consumer_fetch_max_wait_ms)
 

@@ -203,7 +203,7 @@ class Bench:
                "--latency-ms", str(c.latency_ms), "--sigma", str(c.sigma)]
         if c.max_queue is not None:
             cmd += ["--max-queue", str(c.max_queue)]
-        proc = subprocess.Popen(cmd, stdout=open(self.workdir / "backend.log", "ab"), stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(cmd, stdout=open(self.workdir / "backend.log", "wb"), stderr=subprocess.STDOUT,
                                 start_new_session=True)
         base = f"http://127.0.0.1:{port}"
         wait_http(f"{base}/v1/models", 30, proc, "the fake backend")
@@ -218,7 +218,7 @@ class Bench:
                     "PAIRSTREAM_LOG_LEVEL": env.get("PAIRSTREAM_LOG_LEVEL", "warning"), "PYTHONUNBUFFERED": "1"})
         env.update(self.config.worker_env)
         return subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env,
-                                stdout=open(self.workdir / "worker.log", "ab"), stderr=subprocess.STDOUT)
+                                stdout=open(self.workdir / "worker.log", "wb"), stderr=subprocess.STDOUT)
 
     # -- load --------------------------------------------------------------------------------
     def anchors(self, phase: str, n: int) -> list[tuple[str, bytes]]:
@@ -234,6 +234,7 @@ class Bench:
         t_start = time.monotonic()
         broker = backend = worker = None
         try:
+            (self.workdir / "broker.log").unlink(missing_ok=True)
             broker = EmbeddedBroker(log_file=self.workdir / "broker.log").start()
             settings = Settings(broker=broker.url, topic_partitions=c.partitions, broker_session_timeout_s=4)
             await ensure_topics(settings, [settings.anchors_topic, settings.triplets_topic, settings.dlq_topic])
