@@ -62,6 +62,9 @@ def create_app(settings: Settings) -> faust.App:
         # Batch triplets for a few ms: far fewer produce requests per record (broker and worker CPU).
         producer_linger=settings.producer_linger_ms / 1000,
         broker_commit_interval=settings.commit_interval_s,
+        # At most this many records per poll. Unbounded (Faust's default), one poll turns a whole fetch,
+        # 1 MB per partition, into Python objects at once: about 300 MB for 8 partitions of short anchors.
+        broker_max_poll_records=1000,
         # A stream that waits on its in-flight LLM calls before a rebalance completes.
         stream_wait_empty=True,
         datadir=str(Path(tempfile.gettempdir()) / f"pairstream-{settings.app_id}"),

@@ -57,6 +57,7 @@ class BenchConfig(BaseModel):
     latency_load: float = Field(0.8, gt=0, le=1.0)
     latency_anchors: int | None = Field(None, ge=0)
     sentences: Path | None = None
+    seed: int = 0  # of the backend's latency draws
     timeout_s: float = 900.0
     worker_env: dict[str, str] = Field(default_factory=dict)
 
@@ -200,7 +201,7 @@ class Bench:
         c = self.config
         port = free_port()
         cmd = [sys.executable, "-m", "streams.testing.fake_llm", "--port", str(port), "--slots", str(c.slots),
-               "--latency-ms", str(c.latency_ms), "--sigma", str(c.sigma)]
+               "--latency-ms", str(c.latency_ms), "--sigma", str(c.sigma), "--seed", str(c.seed)]
         if c.max_queue is not None:
             cmd += ["--max-queue", str(c.max_queue)]
         proc = subprocess.Popen(cmd, stdout=open(self.workdir / "backend.log", "wb"), stderr=subprocess.STDOUT,

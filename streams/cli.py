@@ -303,6 +303,7 @@ def demo(anchors_file: Path | None, limit: int | None, out_dir: Path, timeout: f
               help="Anchors in the latency phase [default: half of --anchors, at least 100; 0 skips it].")
 @click.option("--sentences", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="One anchor a line [default: ../shared/data/stsb_test_sentences.txt, else the shipped sample].")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the backend's latency draws.")
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=Path("data/bench"),
               show_default=True, help="Logs of the broker, backend and worker.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object on stdout.")
@@ -312,7 +313,7 @@ def demo(anchors_file: Path | None, limit: int | None, out_dir: Path, timeout: f
               help="Concurrency values for --plot.")
 def bench(anchors: int, warmup: int, slots: int, latency_ms: float, sigma: float, max_queue: int | None,
           concurrency: str | None, burst: int, latency_load: float, latency_anchors: int | None,
-          sentences: Path | None, workdir: Path, as_json: bool, plot: Path | None, sweep: str) -> None:
+          sentences: Path | None, seed: int, workdir: Path, as_json: bool, plot: Path | None, sweep: str) -> None:
     """Measure throughput, latency and overhead against a fake LLM of known capacity (real broker and worker)."""
     import os
 
@@ -323,7 +324,7 @@ def bench(anchors: int, warmup: int, slots: int, latency_ms: float, sigma: float
         usage_error(f"PAIRSTREAM_CONCURRENCY / --concurrency: an integer >= 1 or auto (got {concurrency!r})")
     config = BenchConfig(anchors=anchors, warmup=warmup, slots=slots, latency_ms=latency_ms, sigma=sigma,
                          max_queue=max_queue, concurrency=concurrency, burst=burst, latency_load=latency_load,
-                         latency_anchors=latency_anchors, sentences=sentences)
+                         latency_anchors=latency_anchors, sentences=sentences, seed=seed)
 
     def log(line: str) -> None:
         err_console.print(line, highlight=False)
