@@ -13,8 +13,8 @@ import faust
 from streams import commits
 from streams.agent import AnchorAgent
 from streams.generator import Generator
-from streams.limits import limit_for
 from streams.kafka import faust_credentials, install_fetch_max_wait
+from streams.limits import limit_for
 from streams.llm import LLMClient
 from streams.processor import AnchorProcessor
 from streams.settings import Settings
@@ -73,7 +73,7 @@ def create_app(settings: Settings) -> faust.App:
 
     limit = limit_for(settings.concurrency, settings.concurrency_max)
     llm = LLMClient(settings.llm_base_url, api_key=settings.llm_api_key, timeout_s=settings.llm_timeout_s,
-                    max_connections=settings.concurrency_max if settings.concurrency == "auto" else settings.concurrency)
+                    max_connections=limit.ceiling)
     processor = AnchorProcessor(settings, Generator(llm, settings, limit=limit))
     runner = AnchorAgent(app, processor, limit, settings.drain_timeout_s)
     app.agent(anchors, name="pairstream.generate")(runner.run)

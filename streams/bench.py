@@ -105,7 +105,7 @@ class BenchResult:
     notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> bytes:
-        return orjson.dumps(asdict(self), option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY)
+        return orjson.dumps(asdict(self), option=orjson.OPT_INDENT_2)
 
 
 def load_sentences(path: Path | None) -> list[str]:

@@ -18,8 +18,8 @@ from typing import Awaitable, Callable
 from pydantic import BaseModel
 
 from streams.decode import AnchorRequest
-from streams.llm import ChatRequest, ChatResponse, LLMClient, LLMError
 from streams.limits import ConcurrencyLimit, limit_for
+from streams.llm import ChatRequest, ChatResponse, LLMClient, LLMError
 from streams.outage import OutageGate
 from streams.settings import Settings
 from streams.task import EXAMPLES, OutputParseError, build_messages, parse_output, response_format

@@ -38,6 +38,11 @@ class ConcurrencyLimit:
     def limit(self) -> int:
         return max(1, int(self._limit))
 
+    @property
+    def ceiling(self) -> int:
+        """The most the limit can ever be (what a connection pool must allow)."""
+        return self.limit
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(limit={self.limit}, in_use={self.in_use})"
 
@@ -156,6 +161,10 @@ class AIMDLimit(ConcurrencyLimit):
         """Enough samples of requests sent since the last decrease for the smoothed latency to describe
         the new limit (requests sent before it still carry the old queue)."""
         return self._since_decrease >= max(50, 2 * self.limit)
+
+    @property
+    def ceiling(self) -> int:
+        return self.max_limit
 
     def _decrease(self, started: float, factor: float) -> None:
         if started < self._last_decrease:

@@ -122,6 +122,6 @@ async def test_auto_does_not_grow_a_limit_it_does_not_use():
 
 
 def test_limit_for_reads_the_setting():
-    assert isinstance(limit_for("auto"), AIMDLimit) and limit_for("auto", 64).max_limit == 64
+    assert isinstance(limit_for("auto"), AIMDLimit) and limit_for("auto", 64).ceiling == 64
     fixed = limit_for(12)
-    assert type(fixed) is ConcurrencyLimit and fixed.limit == 12
+    assert type(fixed) is ConcurrencyLimit and fixed.limit == fixed.ceiling == 12
