@@ -31,6 +31,7 @@ from faust.types import TP, EventT, StreamT
 
 from schemas import Source
 from streams.limits import ConcurrencyLimit
+from streams.metrics import Metrics
 from streams.processor import AnchorProcessor, Outcome
 
 log = logging.getLogger("pairstream.agent")
@@ -83,23 +84,17 @@ class FatalProduceError(RuntimeError):
     """Neither the record nor its dead letter could be produced: stop without acking."""
 
 
-@dataclass
-class Counters:
-    consumed: int = 0
-    triplets: int = 0
-    dead_letters: int = 0
-
-
 class AnchorAgent:
     """The body of the Faust agent; `run(stream)` is what `@app.agent` calls."""
 
-    def __init__(self, app, processor: AnchorProcessor, limit: ConcurrencyLimit, drain_timeout_s: float = 30.0):
+    def __init__(self, app, processor: AnchorProcessor, limit: ConcurrencyLimit, drain_timeout_s: float = 30.0,
+                 metrics: Metrics | None = None):
         self.app = app
         self.processor = processor
         self.limit = limit
         self.drain_timeout_s = drain_timeout_s
+        self.metrics = metrics or Metrics()
         self._room = asyncio.Event()
-        self.counters = Counters()
         self._tasks: dict[asyncio.Task, EventT] = {}
         self._acker: InOrderAcker | None = None
         self._stopping = False
@@ -118,7 +113,7 @@ class AnchorAgent:
                         or event.message.generation_id <= self._abandoned_generation):
                     self._abandon(event)
                     continue
-                self.counters.consumed += 1
+                self.metrics.anchors_consumed.inc()
                 ticket = acker.track(event)
                 task = asyncio.create_task(self._handle(event, ticket, acker))
                 self._tasks[task] = event
@@ -213,8 +208,19 @@ class AnchorAgent:
             except Exception as exc2:
                 raise FatalProduceError(f"neither triplet nor dead letter could be produced: {exc2!r}") from exc2
         if outcome.kind == "triplet":
-            self.counters.triplets += 1
+            self.metrics.triplets_produced.inc()
         else:
-            self.counters.dead_letters += 1
-            log.warning("dead letter id=%s stage=%s error=%s", outcome.key.decode() if outcome.key else None,
-                        outcome.stage, outcome.error_kind)
+            self.metrics.dead_letters.labels(outcome.stage, outcome.error_kind).inc()
+            record_id = outcome.key.decode() if outcome.key else None
+            fields = {"record_id": record_id, "stage": outcome.stage, "error": outcome.error_kind,
+                      "reason": outcome.reason, "source": f"{msg.topic}[{msg.partition}]@{msg.offset}"}
+            log.warning("dead letter id=%s stage=%s error=%s source=%s: %s", record_id, outcome.stage,
+                        outcome.error_kind, fields["source"], outcome.reason, extra={"pairstream": fields})
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping

@@ -10,12 +10,14 @@ from pathlib import Path
 
 import faust
 
-from streams import commits
+from streams import commits, web
 from streams.agent import AnchorAgent
 from streams.generator import Generator
 from streams.kafka import faust_credentials, install_fetch_max_wait
 from streams.limits import limit_for
 from streams.llm import LLMClient
+from streams.metrics import Metrics, StateReader
+from streams.outage import OutageGate
 from streams.processor import AnchorProcessor
 from streams.settings import Settings
 
@@ -27,6 +29,8 @@ class PairstreamApp(faust.App):
 
     pairstream_runner: AnchorAgent | None = None
     pairstream_llm: LLMClient | None = None
+    pairstream_gate: OutageGate | None = None
+    pairstream_metrics: Metrics | None = None
 
     async def on_stop(self) -> None:
         if self.pairstream_runner is not None:
@@ -72,19 +76,57 @@ def create_app(settings: Settings) -> faust.App:
     anchors = app.topic(settings.anchors_topic, key_serializer="raw", value_serializer="raw")
 
     limit = limit_for(settings.concurrency, settings.concurrency_max)
+    metrics = Metrics()
     llm = LLMClient(settings.llm_base_url, api_key=settings.llm_api_key, timeout_s=settings.llm_timeout_s,
                     max_connections=limit.ceiling)
-    processor = AnchorProcessor(settings, Generator(llm, settings, limit=limit))
-    runner = AnchorAgent(app, processor, limit, settings.drain_timeout_s)
+    generator = Generator(llm, settings, limit=limit, metrics=metrics)
+    runner = AnchorAgent(app, AnchorProcessor(settings, generator), limit, settings.drain_timeout_s, metrics)
     app.agent(anchors, name="pairstream.generate")(runner.run)
-    app.pairstream_runner = runner  # for tests and metrics
+    app.pairstream_runner = runner  # for tests, shutdown and metrics
     app.pairstream_llm = llm
+    app.pairstream_gate = generator.gate
+    app.pairstream_metrics = metrics
     commits.install(app, {settings.anchors_topic}, on_revoke=lambda: runner.begin_drain("rebalance"))
     install_fetch_max_wait(app, settings.consumer_fetch_max_wait_ms)
 
+    metrics.state = StateReader(
+        anchors_in_flight=lambda: runner.in_flight,
+        llm_in_flight=lambda: limit.in_use,
+        concurrency_limit=lambda: limit.limit,
+        llm_outage=lambda: generator.gate.is_open,
+        lag=lambda: consumer_lag(app, settings.anchors_topic),
+    )
+    readiness = web.Readiness(app, settings.anchors_topic)
+    if settings.web_port:
+        web.install(app, metrics, readiness)
+
     @app.on_partitions_assigned.connect
-    async def _log_assignment(sender, assigned, **kwargs) -> None:
+    async def _on_assignment(sender, assigned, **kwargs) -> None:
         mine = sum(1 for tp in assigned if tp.topic == settings.anchors_topic)
+        readiness.on_assigned(mine)
         log.info("partitions assigned: %d of %s", mine, settings.anchors_topic)
 
     return app
+
+
+def consumer_lag(app: faust.App, topic: str) -> list[tuple[str, int, int]]:
+    """(topic, partition, lag) for each assigned partition of `topic`: high watermark minus committed offset.
+
+    The high watermark is the one seen by the last fetch; a partition not fetched yet is left out.
+    Before this consumer group ever committed on a partition, its lag counts from offset 0.
+    """
+    try:
+        consumer = app.consumer
+        assignment = consumer.assignment()
+    except Exception:  # not started or already stopped: nothing assigned
+        return []
+    rows = []
+    for tp in sorted(assignment):
+        if tp.topic != topic:
+            continue
+        highwater = consumer.highwater(tp)
+        if highwater is None:
+            continue
+        committed = consumer._committed_offset.get(tp) or 0
+        rows.append((tp.topic, tp.partition, max(0, highwater - committed)))
+    return rows

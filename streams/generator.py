@@ -12,6 +12,7 @@ Unlike a batch pipeline, a failure here costs only this anchor, never a batch.
 
 import asyncio
 import random
+import time
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
@@ -19,6 +20,7 @@ from pydantic import BaseModel
 
 from streams.decode import AnchorRequest
 from streams.limits import ConcurrencyLimit, limit_for
+from streams.metrics import Metrics
 from streams.llm import ChatRequest, ChatResponse, LLMClient, LLMError
 from streams.outage import OutageGate
 from streams.settings import Settings
@@ -87,12 +89,13 @@ class Generator:
 
     def __init__(self, llm: LLMClient, settings: Settings, *, retry: RetryPolicy | None = None,
                  gate: OutageGate | None = None, limit: ConcurrencyLimit | None = None,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
+                 metrics: Metrics | None = None, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
         self.llm = llm
         self.settings = settings
         self.limit = limit or limit_for(settings.concurrency, settings.concurrency_max)
         self.retry = retry or RetryPolicy(max_retries=settings.llm_max_retries)
         self.gate = gate or OutageGate(settings.llm_outage_failures, max_cooldown_s=settings.llm_outage_probe_max_s)
+        self.metrics = metrics or Metrics()
         self._sleep = sleep
 
     def request_for(self, req: AnchorRequest, attempt: int, problem: Problem | None) -> ChatRequest:
@@ -114,6 +117,8 @@ class Generator:
         example = EXAMPLES[req.spec.action]
         forbidden = (example.anchor, example.positive, example.negative, example.hard_negative)
         for attempt in range(self.settings.max_generation_attempts):
+            if problem is not None:
+                self.metrics.generation_retries.labels(problem.kind).inc()
             try:
                 response = await self._send(self.request_for(req, attempt, problem), tally)
             except LLMError as exc:
@@ -157,6 +162,7 @@ class Generator:
                     if exc.retryable:
                         exc.args = (f"{exc} (gave up after {retry + 1} tries)",)
                     raise
+                self.metrics.llm_retries.labels(exc.kind).inc()
                 await self._sleep(self.retry.delay(retry, exc.retry_after))
                 continue
             except BaseException:
@@ -167,19 +173,28 @@ class Generator:
             if response.usage:
                 tally.prompt_tokens += response.usage.prompt_tokens
                 tally.completion_tokens += response.usage.completion_tokens
+                self.metrics.llm_tokens.labels("prompt").inc(response.usage.prompt_tokens)
+                self.metrics.llm_tokens.labels("completion").inc(response.usage.completion_tokens)
             tally.model_name = response.model or tally.model_name
             return response
         raise AssertionError("unreachable")
 
     async def _limited_chat(self, request: ChatRequest) -> ChatResponse:
-        """One HTTP request holding a concurrency permit; tells the limit what the backend did."""
+        """One HTTP request holding a concurrency permit; tells the limit and the metrics what the backend did."""
         started = await self.limit.acquire()
+        clock = time.perf_counter()
         try:
             response = await self.llm.chat(request)
         except LLMError as exc:
             self.limit.on_result(started, ok=False, overloaded=exc.status in OVERLOAD_STATUS)
+            self._observe(str(exc.status) if exc.kind.startswith("http_") else exc.kind, clock)
             raise
         finally:
             self.limit.release()
         self.limit.on_result(started, ok=True)
+        self._observe("200", clock)
         return response
+
+    def _observe(self, status: str, clock: float) -> None:
+        self.metrics.llm_requests.labels(status).inc()
+        self.metrics.llm_latency.observe(time.perf_counter() - clock)

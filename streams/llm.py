@@ -133,6 +133,23 @@ class LLMClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
+    async def probe(self, timeout_s: float = 3.0) -> str | None:
+        """Is the server there? `GET /models`: None when it answers, else a short reason (for `/ready`).
+
+        A 404 counts as answering (some servers have no model list); 401/403 do not: every
+        request would fail the same way.
+        """
+        try:
+            resp = await self._http.get("/models", timeout=timeout_s)
+        except httpx.TransportError as exc:
+            cause = exc.__cause__ or exc
+            return f"unreachable: {type(cause).__name__}"
+        if resp.status_code in (401, 403):
+            return f"HTTP {resp.status_code}: the API key was refused"
+        if resp.status_code >= 500:
+            return f"HTTP {resp.status_code}"
+        return None
+
     async def chat(self, request: ChatRequest) -> ChatResponse:
         """Send one chat-completions request (no retries here). Raises LLMError, its text free of the API key."""
         try:

@@ -43,6 +43,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        entry.update(getattr(record, "pairstream", None) or {})  # structured fields given as extra={"pairstream": ...}
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return redact(orjson.dumps(entry).decode())

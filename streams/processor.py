@@ -26,6 +26,7 @@ class Outcome:
     value: bytes
     stage: str | None = None  # dead letters only
     error_kind: str | None = None
+    reason: str | None = None  # the error message, for the dead-letter log line
 
 
 def now_utc() -> datetime:
@@ -83,7 +84,8 @@ class AnchorProcessor:
             failed_at=now_utc(),
         )
         key = record_id.encode() if record_id else None
-        return Outcome("dead_letter", self.settings.dlq_topic, key, letter.model_dump_json().encode(), stage, kind)
+        return Outcome("dead_letter", self.settings.dlq_topic, key, letter.model_dump_json().encode(), stage, kind,
+                       message[:300])
 
     def produce_failure(self, outcome: Outcome, raw: bytes | None, source: Source, exc: BaseException) -> Outcome:
         """The dead letter for a triplet the broker refused (for example: too large)."""

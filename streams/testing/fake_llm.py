@@ -84,6 +84,7 @@ class FakeLLM:
         self.model = model
         self.port = port or free_port()
         self.keep_requests = keep_requests
+        self.models_status = 200  # what GET /models answers (401: a server that refuses the API key)
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.in_flight = 0  # holding a slot
@@ -179,6 +180,8 @@ class FakeLLM:
         }
 
     async def _models(self, request: web.Request) -> web.Response:
+        if self.models_status != 200:
+            return web.json_response({"error": {"message": "refused"}}, status=self.models_status)
         return web.json_response({"object": "list", "data": [{"id": self.model, "object": "model"}]})
 
     async def _stats(self, request: web.Request) -> web.Response:
