@@ -66,7 +66,14 @@ class EmbeddedBroker:
         self.port = port or free_port(host)
         self.log_file = log_file
         self.cert, self.key = cert, key
+        # With a certificate, Tansu listens on a private port behind a TLS terminator (see streams.tls_front).
+        self.internal_port = free_port(host) if self.tls else self.port
+        self.front = None
         self.proc: subprocess.Popen | None = None
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.cert and self.key)
 
     @property
     def url(self) -> str:
@@ -78,12 +85,8 @@ class EmbeddedBroker:
         return f"{self.host}:{self.port}"
 
     def command(self) -> list[str]:
-        listener = f"tcp://{self.host}:{self.port}"
-        cmd = [tansu_binary(), "broker", "--listener-url", listener, "--advertised-listener-url", listener,
-               "--storage-engine", "memory://tansu/"]
-        if self.cert and self.key:
-            cmd += ["--cert", str(self.cert), "--key", str(self.key)]
-        return cmd
+        return [tansu_binary(), "broker", "--listener-url", f"tcp://{self.host}:{self.internal_port}",
+                "--advertised-listener-url", f"tcp://{self.host}:{self.port}", "--storage-engine", "memory://tansu/"]
 
     def start(self, timeout: float = 30) -> "EmbeddedBroker":
         out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
@@ -91,13 +94,19 @@ class EmbeddedBroker:
         self.proc = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT, env=env,
                                      start_new_session=True)
         try:
-            wait_for_port(self.host, self.port, timeout, self.proc)
-        except BrokerError:
+            wait_for_port(self.host, self.internal_port, timeout, self.proc)
+            if self.tls:
+                from streams.tls_front import TLSFront
+
+                self.front = TLSFront(self.host, self.port, self.internal_port, self.cert, self.key).start()
+        except (BrokerError, OSError, ValueError) as exc:
             self.stop()
-            raise
+            raise BrokerError(str(exc)) from exc
         return self
 
     def stop(self, timeout: float = 10) -> None:
+        if self.front is not None:
+            self.front.stop()
         stop_process(self.proc, timeout)
 
     def __enter__(self) -> "EmbeddedBroker":

@@ -204,12 +204,18 @@ def consume(out_dir: Path, fmt: str, columns: str | None, shard_rows: int, shard
 @cli.command()
 @click.option("--port", type=int, default=None, help="Port (default: a free one).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
-def broker(port: int | None, host: str) -> None:
+@click.option("--cert", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="PEM certificate: serve TLS only (clients use PAIRSTREAM_BROKER_SECURITY_PROTOCOL=SSL).")
+@click.option("--key", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="PEM private key of --cert.")
+def broker(port: int | None, host: str, cert: Path | None, key: Path | None) -> None:
     """Run the embedded Kafka-compatible broker (Tansu, in memory) in the foreground."""
     from streams.broker import BrokerError, EmbeddedBroker
 
+    if bool(cert) != bool(key):
+        usage_error("--cert and --key go together")
     try:
-        embedded = EmbeddedBroker(port=port, host=host).start()
+        embedded = EmbeddedBroker(port=port, host=host, cert=cert, key=key).start()
     except BrokerError as exc:
         fail(str(exc))
     click.echo(f"broker listening: PAIRSTREAM_BROKER={embedded.url}", err=False)

@@ -1,0 +1,98 @@
+"""Kafka security settings reach both client libraries, and a real TLS connection works end to end.
+
+The TLS tests run the embedded broker behind a TLS listener with a certificate the test generates, then
+`publish`, `worker` and `consume` talk to it only over TLS, verifying the broker against the test CA.
+A client that trusts another CA is refused."""
+
+import json
+import subprocess
+import sys
+
+import faust
+import pytest
+
+from conftest import ROOT
+from streams.broker import EmbeddedBroker
+from streams.kafka import aiokafka_kwargs, faust_credentials
+from streams.settings import Settings
+from streams.testing.certs import make_pki
+
+
+def test_plaintext_has_no_credentials():
+    s = Settings(broker="kafka://a:9092;b:9092")
+    assert aiokafka_kwargs(s) == {"bootstrap_servers": ["a:9092", "b:9092"], "security_protocol": "PLAINTEXT"}
+    assert faust_credentials(s) is None
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"])
+@pytest.mark.parametrize("protocol", ["SASL_SSL", "SASL_PLAINTEXT"])
+def test_sasl_settings_reach_aiokafka_and_faust(tmp_path, protocol, mechanism):
+    pki = make_pki(tmp_path)
+    s = Settings(broker_security_protocol=protocol, broker_sasl_mechanism=mechanism, broker_sasl_username="svc",
+                 broker_sasl_password="s3cret-pw", broker_ca_file=pki.ca)
+    kw = aiokafka_kwargs(s)
+    assert (kw["security_protocol"], kw["sasl_mechanism"]) == (protocol, mechanism)
+    assert (kw["sasl_plain_username"], kw["sasl_plain_password"]) == ("svc", "s3cret-pw")
+    assert ("ssl_context" in kw) == (protocol == "SASL_SSL")
+    creds = faust_credentials(s)
+    assert isinstance(creds, faust.SASLCredentials)
+    assert (creds.username, creds.password, str(creds.mechanism.value)) == ("svc", "s3cret-pw", mechanism)
+    assert (creds.ssl_context is not None) == (protocol == "SASL_SSL")
+    assert "s3cret-pw" not in repr(s)
+
+
+def test_ssl_uses_the_ca_file(tmp_path):
+    pki = make_pki(tmp_path)
+    s = Settings(broker_security_protocol="SSL", broker_ca_file=pki.ca)
+    ctx = aiokafka_kwargs(s)["ssl_context"]
+    assert [c["subject"] for c in ctx.get_ca_certs()] == [((("commonName", "pairstream test CA"),),)]
+    assert isinstance(faust_credentials(s), faust.SSLCredentials)
+
+
+@pytest.fixture
+def tls(tmp_path):
+    pki = make_pki(tmp_path / "pki")
+    with EmbeddedBroker(cert=pki.cert, key=pki.key, log_file=tmp_path / "tansu-tls.log") as broker:
+        yield broker, pki
+
+
+def cli(env: dict, *args: str, stdin: bytes | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "streams.cli", *args], input=stdin, env=env, cwd=ROOT,
+                          capture_output=True, timeout=timeout)
+
+
+@pytest.mark.integration
+def test_publish_worker_and_consume_over_tls(tls, pairstream_env, fake_llm, start_worker, tmp_path):
+    broker, pki = tls
+    llm = fake_llm()
+    secure = {"PAIRSTREAM_BROKER": broker.url, "PAIRSTREAM_BROKER_SECURITY_PROTOCOL": "SSL",
+              "PAIRSTREAM_BROKER_CA_FILE": str(pki.ca)}
+    env = {**pairstream_env, **secure}
+    anchors = [f"Sentence {i} travels over TLS." for i in range(12)]
+    published = cli(env, "publish", "-", stdin="\n".join(anchors).encode())
+    assert published.returncode == 0, published.stderr.decode()[-2000:]
+    assert "12" in published.stdout.decode()
+
+    worker = start_worker(**secure, PAIRSTREAM_LLM_BASE_URL=llm.base_url)
+    out = tmp_path / "dataset"
+    consumed = cli(env, "consume", "--out", str(out), "--limit", "12", "--until-idle", "60", "--quiet")
+    assert consumed.returncode == 0, consumed.stderr.decode()[-2000:] + worker.log[-2000:]
+    rows = [json.loads(line) for shard in sorted(out.rglob("*.jsonl")) if "dead_letters" not in shard.parts
+            for line in shard.read_text().splitlines()]
+    assert sorted(r["anchor"] for r in rows) == sorted(anchors)
+    assert len(llm.requests) == 12
+
+
+@pytest.mark.integration
+def test_a_broker_signed_by_another_ca_is_refused(tls, pairstream_env, tmp_path):
+    broker, _ = tls
+    stranger = make_pki(tmp_path / "other", ca_name="some other CA")
+    env = {**pairstream_env, "PAIRSTREAM_BROKER": broker.url, "PAIRSTREAM_BROKER_SECURITY_PROTOCOL": "SSL",
+           "PAIRSTREAM_BROKER_CA_FILE": str(stranger.ca)}
+    result = cli(env, "publish", "-", stdin=b"never sent\n", timeout=90)
+    assert result.returncode == 1
+    assert "CERTIFICATE_VERIFY_FAILED" in result.stderr.decode()
+
+    plaintext = {**env, "PAIRSTREAM_BROKER_SECURITY_PROTOCOL": "PLAINTEXT"}
+    result = cli(plaintext, "publish", "-", stdin=b"never sent\n", timeout=90)
+    assert result.returncode == 1  # a plaintext client cannot talk to the TLS listener
