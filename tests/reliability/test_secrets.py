@@ -1,9 +1,12 @@
 """A canary API key must never leave the Authorization header: not in logs (even at debug level), not in dead
-letters or triplets, not in error text, even when the server echoes the rejected key back."""
+letters or triplets, not in error text, not in /metrics or /ready, even when the server echoes the rejected
+key back."""
 
+import httpx
 import pytest
 
 from conftest import account, produce
+from streams.broker import free_port
 from streams.testing import Reply
 
 pytestmark = pytest.mark.integration
@@ -24,7 +27,9 @@ def echo_key(body, n):
 def test_canary_api_key_never_appears_outside_the_auth_header(broker, names, fake_llm, start_worker, log_format):
     llm = fake_llm(behaviour=echo_key)
     produce(broker, names["anchors"], [b"A rejected anchor.", b"A flaky anchor.", b"A fine anchor.", b"\xff"])
+    port = free_port()
     worker = start_worker(PAIRSTREAM_LLM_BASE_URL=llm.base_url, PAIRSTREAM_LLM_API_KEY=CANARY,
+                          PAIRSTREAM_WEB_PORT=str(port),
                           PAIRSTREAM_LOG_LEVEL="debug", PAIRSTREAM_LOG_FORMAT=log_format,
                           PAIRSTREAM_LLM_MAX_RETRIES="1", PAIRSTREAM_LLM_OUTAGE_FAILURES="0")
     acc = account(broker, names, 4)
@@ -32,6 +37,10 @@ def test_canary_api_key_never_appears_outside_the_auth_header(broker, names, fak
     assert any(h.get("Authorization") == f"Bearer {CANARY}" for h in llm.headers), "the key was sent"
     rejected = next(d for d in acc.dead_letters if d["raw"] == "A rejected anchor.")
     assert "Incorrect API key provided: ***" in rejected["error"]["message"]
+    for path in ("/metrics", "/ready", "/health"):
+        page = httpx.get(f"http://127.0.0.1:{port}{path}", timeout=10)
+        assert page.status_code in (200, 503) and CANARY not in page.text
+    assert "pairstream_dead_letters_total" in httpx.get(f"http://127.0.0.1:{port}/metrics").text
     worker.stop(15)
     log = worker.log
     assert "HTTP 401" in log or "http_401" in log  # the failures were logged...
