@@ -38,3 +38,10 @@ def test_dashboard_uses_the_provisioned_datasource():
     assert {p["datasource"]["uid"] for p in dashboard["panels"]} == {uid}
     provider = yaml.safe_load((ROOT / "ops/grafana/provisioning/dashboards/pairstream.yml").read_text())
     assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
+
+
+def test_readme_documents_every_metric():
+    readme = (ROOT / "README.md").read_text()
+    documented = set(re.findall(r"`(pairstream_[a-z_]+)`", readme))
+    families = {re.sub(r"_(bucket|sum|count)$", "", n) if "duration" in n else n for n in Metrics().names()}
+    assert families <= documented, f"undocumented: {sorted(families - documented)}"

@@ -6,7 +6,7 @@ import time
 import httpx
 import pytest
 
-from streams.broker import free_port
+from streams.broker import EmbeddedBroker, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -62,3 +62,18 @@ def test_ready_refuses_a_rejected_api_key(fake_llm, start_worker):
     body = wait_for(port, "/ready", 503)
     assert body["checks"]["llm"]["detail"] == "HTTP 401: the API key was refused"
     assert "sk-wrong" not in str(body)
+
+
+def test_ready_follows_the_broker(fake_llm, start_worker, tmp_path):
+    llm = fake_llm()
+    own = EmbeddedBroker(log_file=tmp_path / "own-broker.log").start()  # a broker this test may stop
+    try:
+        port = free_port()
+        start_worker(PAIRSTREAM_BROKER=own.url, PAIRSTREAM_LLM_BASE_URL=llm.base_url, PAIRSTREAM_WEB_PORT=str(port))
+        assert wait_for(port, "/ready", 200)["checks"]["broker"]["ok"]
+        own.stop()
+        down = wait_for(port, "/ready", 503, timeout=20)
+        assert down["checks"]["broker"]["ok"] is False and down["checks"]["llm"]["ok"] is True
+        assert get(port, "/health").status_code == 200
+    finally:
+        own.stop()
