@@ -61,13 +61,14 @@ class EmbeddedBroker:
     """Run Tansu on a loopback port. Use as a context manager or call start()/stop()."""
 
     def __init__(self, port: int | None = None, host: str = "127.0.0.1", log_file: Path | None = None,
-                 cert: Path | None = None, key: Path | None = None):
+                 cert: Path | None = None, key: Path | None = None, users: dict[str, str] | None = None):
         self.host = host
         self.port = port or free_port(host)
         self.log_file = log_file
         self.cert, self.key = cert, key
-        # With a certificate, Tansu listens on a private port behind a TLS terminator (see streams.tls_front).
-        self.internal_port = free_port(host) if self.tls else self.port
+        self.users = users  # SASL users {name: password}; None: no authentication
+        # With TLS or SASL, Tansu listens on a private port behind a front that adds them (streams.broker_front).
+        self.internal_port = free_port(host) if self.tls or users is not None else self.port
         self.front = None
         self.proc: subprocess.Popen | None = None
 
@@ -95,10 +96,11 @@ class EmbeddedBroker:
                                      start_new_session=True)
         try:
             wait_for_port(self.host, self.internal_port, timeout, self.proc)
-            if self.tls:
-                from streams.tls_front import TLSFront
+            if self.internal_port != self.port:
+                from streams.broker_front import BrokerFront
 
-                self.front = TLSFront(self.host, self.port, self.internal_port, self.cert, self.key).start()
+                self.front = BrokerFront(self.host, self.port, self.internal_port, cert=self.cert, key=self.key,
+                                         users=self.users).start()
         except (BrokerError, OSError, ValueError) as exc:
             self.stop()
             raise BrokerError(str(exc)) from exc

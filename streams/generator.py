@@ -20,8 +20,8 @@ from pydantic import BaseModel
 
 from streams.decode import AnchorRequest
 from streams.limits import ConcurrencyLimit, limit_for
-from streams.metrics import Metrics
 from streams.llm import ChatRequest, ChatResponse, LLMClient, LLMError
+from streams.metrics import Metrics
 from streams.outage import OutageGate
 from streams.settings import Settings
 from streams.task import EXAMPLES, OutputParseError, build_messages, parse_output, response_format

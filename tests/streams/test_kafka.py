@@ -1,8 +1,9 @@
-"""Kafka security settings reach both client libraries, and a real TLS connection works end to end.
+"""Kafka security settings reach both client libraries, and real TLS and SASL connections work end to end.
 
-The TLS tests run the embedded broker behind a TLS listener with a certificate the test generates, then
-`publish`, `worker` and `consume` talk to it only over TLS, verifying the broker against the test CA.
-A client that trusts another CA is refused."""
+The embedded broker runs behind a front (streams.broker_front) with a certificate the test generates and/or
+SASL users; `publish`, `worker` and `consume` then talk to it only over TLS and/or SASL (PLAIN, SCRAM-SHA-256,
+SCRAM-SHA-512), verifying the broker against the test CA. A client that trusts another CA, a plaintext client
+and a wrong password are refused, and the password never appears in the output."""
 
 import json
 import subprocess
@@ -96,3 +97,57 @@ def test_a_broker_signed_by_another_ca_is_refused(tls, pairstream_env, tmp_path)
     plaintext = {**env, "PAIRSTREAM_BROKER_SECURITY_PROTOCOL": "PLAINTEXT"}
     result = cli(plaintext, "publish", "-", stdin=b"never sent\n", timeout=90)
     assert result.returncode == 1  # a plaintext client cannot talk to the TLS listener
+
+
+USERS = {"pairstream": "correct-horse-battery"}
+
+
+@pytest.fixture(scope="module")
+def sasl_brokers(tmp_path_factory):
+    """A SASL_SSL and a SASL_PLAINTEXT listener, both requiring the users above."""
+    tmp = tmp_path_factory.mktemp("sasl")
+    pki = make_pki(tmp / "pki")
+    with EmbeddedBroker(cert=pki.cert, key=pki.key, users=USERS, log_file=tmp / "sasl-ssl.log") as secure, \
+            EmbeddedBroker(users=USERS, log_file=tmp / "sasl-plain.log") as plain:
+        yield {"SASL_SSL": secure, "SASL_PLAINTEXT": plain}, pki
+
+
+def sasl_env(base: dict, brokers, pki, protocol: str, mechanism: str, password: str) -> dict:
+    return {**base, "PAIRSTREAM_BROKER": brokers[protocol].url, "PAIRSTREAM_BROKER_SECURITY_PROTOCOL": protocol,
+            "PAIRSTREAM_BROKER_SASL_MECHANISM": mechanism, "PAIRSTREAM_BROKER_SASL_USERNAME": "pairstream",
+            "PAIRSTREAM_BROKER_SASL_PASSWORD": password, "PAIRSTREAM_BROKER_CA_FILE": str(pki.ca)}
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("mechanism", ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"])
+@pytest.mark.parametrize("protocol", ["SASL_SSL", "SASL_PLAINTEXT"])
+def test_sasl_publish_needs_the_right_password(sasl_brokers, pairstream_env, protocol, mechanism):
+    brokers, pki = sasl_brokers
+    good = cli(sasl_env(pairstream_env, brokers, pki, protocol, mechanism, USERS["pairstream"]),
+               "publish", "-", stdin=b"one anchor\n")
+    assert good.returncode == 0, good.stderr.decode()[-2000:]
+    bad = cli(sasl_env(pairstream_env, brokers, pki, protocol, mechanism, "wrong-password-42"),
+              "publish", "-", stdin=b"one anchor\n", timeout=90)
+    assert bad.returncode == 1
+    output = (bad.stdout + bad.stderr).decode()
+    assert "Authentication failed" in output
+    assert "wrong-password-42" not in output and USERS["pairstream"] not in output
+
+
+@pytest.mark.integration
+def test_worker_and_consume_over_sasl_ssl_scram(sasl_brokers, pairstream_env, fake_llm, start_worker, tmp_path):
+    brokers, pki = sasl_brokers
+    env = sasl_env(pairstream_env, brokers, pki, "SASL_SSL", "SCRAM-SHA-512", USERS["pairstream"])
+    llm = fake_llm()
+    anchors = [f"Authenticated sentence {i}." for i in range(8)]
+    assert cli(env, "publish", "-", stdin="\n".join(anchors).encode()).returncode == 0
+    secure = {k: v for k, v in env.items() if k.startswith("PAIRSTREAM_BROKER")}
+    worker = start_worker(**secure, PAIRSTREAM_LLM_BASE_URL=llm.base_url)
+    out = tmp_path / "dataset"
+    consumed = cli(env, "consume", "--out", str(out), "--limit", "8", "--until-idle", "60", "--quiet")
+    assert consumed.returncode == 0, consumed.stderr.decode()[-2000:] + worker.log[-2000:]
+    rows = [json.loads(line) for shard in sorted(out.rglob("*.jsonl")) if "dead_letters" not in shard.parts
+            for line in shard.read_text().splitlines()]
+    assert sorted(r["anchor"] for r in rows) == sorted(anchors)
+    worker.stop(15)
+    assert USERS["pairstream"] not in worker.log
