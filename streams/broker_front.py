@@ -19,6 +19,7 @@ It runs its own event loop in a thread, so sync code (tests, the CLI) can use it
 """
 
 import asyncio
+import functools
 import ssl
 import struct
 import threading
@@ -157,9 +158,9 @@ class _Session:
 
         try:
             if self._scram is None:  # client-first
-                mech = ScramMechanism(self.mechanism)
-                infos = {u: mech.make_auth_info(p) for u, p in self.users.items()}
-                self._scram = mech.make_server(lambda user: infos[user] if user in infos else _unknown(user))
+                infos = _scram_infos(self.mechanism, tuple(sorted(self.users.items())))
+                self._scram = ScramMechanism(self.mechanism).make_server(
+                    lambda user: infos[user] if user in infos else _unknown(user))
                 self._scram.set_client_first(message)
                 return self._scram.get_server_first().encode()
             self._scram.set_client_final(message)  # client-final: raises on a wrong password
@@ -167,6 +168,15 @@ class _Session:
             return self._scram.get_server_final().encode()
         except (ScramException, KeyError) as exc:
             raise _Refused(f"Authentication failed: {exc}") from None
+
+
+@functools.lru_cache(maxsize=8)
+def _scram_infos(mechanism: str, users: tuple[tuple[str, str], ...]) -> dict[str, tuple]:
+    """Salted credentials per user, computed once (4096 PBKDF2 rounds each), not per connection."""
+    from scramp import ScramMechanism
+
+    mech = ScramMechanism(mechanism)
+    return {user: mech.make_auth_info(password) for user, password in users}
 
 
 def _unknown(user: str):

@@ -8,6 +8,7 @@ and a wrong password are refused, and the password never appears in the output."
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import faust
 import pytest
@@ -62,6 +63,14 @@ def cli(env: dict, *args: str, stdin: bytes | None = None, timeout: float = 120)
                           capture_output=True, timeout=timeout)
 
 
+def consume_anchors(env: dict, n: int, out: Path, worker) -> list[str]:
+    """`pairstream consume` n triplet records into `out` with `env`'s security settings; their anchors."""
+    consumed = cli(env, "consume", "--out", str(out), "--limit", str(n), "--until-idle", "60", "--quiet")
+    assert consumed.returncode == 0, consumed.stderr.decode()[-2000:] + worker.log[-2000:]
+    return [json.loads(line)["anchor"] for shard in sorted(out.rglob("*.jsonl")) if "dead_letters" not in shard.parts
+            for line in shard.read_text().splitlines()]
+
+
 @pytest.mark.integration
 def test_publish_worker_and_consume_over_tls(tls, pairstream_env, fake_llm, start_worker, tmp_path):
     broker, pki = tls
@@ -75,12 +84,7 @@ def test_publish_worker_and_consume_over_tls(tls, pairstream_env, fake_llm, star
     assert "12" in published.stdout.decode()
 
     worker = start_worker(**secure, PAIRSTREAM_LLM_BASE_URL=llm.base_url)
-    out = tmp_path / "dataset"
-    consumed = cli(env, "consume", "--out", str(out), "--limit", "12", "--until-idle", "60", "--quiet")
-    assert consumed.returncode == 0, consumed.stderr.decode()[-2000:] + worker.log[-2000:]
-    rows = [json.loads(line) for shard in sorted(out.rglob("*.jsonl")) if "dead_letters" not in shard.parts
-            for line in shard.read_text().splitlines()]
-    assert sorted(r["anchor"] for r in rows) == sorted(anchors)
+    assert sorted(consume_anchors(env, len(anchors), tmp_path / "dataset", worker)) == sorted(anchors)
     assert len(llm.requests) == 12
 
 
@@ -143,11 +147,6 @@ def test_worker_and_consume_over_sasl_ssl_scram(sasl_brokers, pairstream_env, fa
     assert cli(env, "publish", "-", stdin="\n".join(anchors).encode()).returncode == 0
     secure = {k: v for k, v in env.items() if k.startswith("PAIRSTREAM_BROKER")}
     worker = start_worker(**secure, PAIRSTREAM_LLM_BASE_URL=llm.base_url)
-    out = tmp_path / "dataset"
-    consumed = cli(env, "consume", "--out", str(out), "--limit", "8", "--until-idle", "60", "--quiet")
-    assert consumed.returncode == 0, consumed.stderr.decode()[-2000:] + worker.log[-2000:]
-    rows = [json.loads(line) for shard in sorted(out.rglob("*.jsonl")) if "dead_letters" not in shard.parts
-            for line in shard.read_text().splitlines()]
-    assert sorted(r["anchor"] for r in rows) == sorted(anchors)
+    assert sorted(consume_anchors(env, len(anchors), tmp_path / "dataset", worker)) == sorted(anchors)
     worker.stop(15)
     assert USERS["pairstream"] not in worker.log
