@@ -89,14 +89,15 @@ def create_app(settings: Settings) -> faust.App:
     commits.install(app, {settings.anchors_topic}, on_revoke=lambda: runner.begin_drain("rebalance"))
     install_fetch_max_wait(app, settings.consumer_fetch_max_wait_ms)
 
+    readiness = web.Readiness(app, settings.anchors_topic)
     metrics.state = StateReader(
         anchors_in_flight=lambda: runner.in_flight,
         llm_in_flight=lambda: limit.in_use,
         concurrency_limit=lambda: limit.limit,
         llm_outage=lambda: generator.gate.is_open,
+        partitions_assigned=lambda: readiness.assigned or 0,  # the same count /ready reports
         lag=lambda: consumer_lag(app, settings.anchors_topic),
     )
-    readiness = web.Readiness(app, settings.anchors_topic)
     if settings.web_port:
         web.install(app, metrics, readiness)
 

@@ -84,6 +84,7 @@ class StateReader:
     llm_in_flight: Callable[[], int] = lambda: 0
     concurrency_limit: Callable[[], int] = lambda: 0
     llm_outage: Callable[[], bool] = lambda: False
+    partitions_assigned: Callable[[], int] = lambda: 0
     lag: Callable[[], Iterable[tuple[str, int, int]]] = lambda: ()  # (topic, partition, lag) per assigned partition
 
 
@@ -96,14 +97,11 @@ class _StateCollector(Collector):
         for name, value in (("pairstream_anchors_in_flight", r.anchors_in_flight()),
                             ("pairstream_llm_requests_in_flight", r.llm_in_flight()),
                             ("pairstream_concurrency_limit", r.concurrency_limit()),
-                            ("pairstream_llm_outage", int(r.llm_outage()))):
+                            ("pairstream_llm_outage", int(r.llm_outage())),
+                            ("pairstream_partitions_assigned", r.partitions_assigned())):
             yield GaugeMetricFamily(name, STATE_SERIES[name], value=value)
         lag = GaugeMetricFamily("pairstream_consumer_lag", STATE_SERIES["pairstream_consumer_lag"],
                                 labels=["topic", "partition"])
-        rows = list(r.lag())
-        for topic, partition, value in rows:
+        for topic, partition, value in r.lag():
             lag.add_metric([topic, str(partition)], value)
-        yield GaugeMetricFamily("pairstream_partitions_assigned", STATE_SERIES["pairstream_partitions_assigned"],
-                                value=len(rows))
         yield lag
-
