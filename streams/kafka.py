@@ -71,29 +71,3 @@ async def ensure_topics(settings: Settings, names: list[str]) -> list[str]:
         return missing
     finally:
         await admin.close()
-
-
-def install_fetch_max_wait(app: faust.App, fetch_max_wait_ms: int) -> None:
-    """Make the worker's consumer long-poll for at most `fetch_max_wait_ms` (Faust hard-codes 1500 ms).
-
-    Apache Kafka answers a fetch as soon as data arrives, so this only bounds idle
-    polls there. Some Kafka-compatible brokers (the embedded Tansu among them) hold
-    a fetch over several partitions for the whole wait even when data is waiting,
-    which adds up to that much latency to every anchor.
-    """
-    base = app.transport.Consumer
-
-    class FetchTunedConsumer(base):  # type: ignore[misc, valid-type]
-        def _new_consumer_thread(self) -> Any:
-            thread = super()._new_consumer_thread()
-            create = thread._create_worker_consumer
-
-            def create_tuned(transport: Any) -> Any:
-                consumer = create(transport)
-                consumer._fetch_max_wait_ms = fetch_max_wait_ms  # read by AIOKafkaConsumer.start()
-                return consumer
-
-            thread._create_worker_consumer = create_tuned
-            return thread
-
-    app.transport.Consumer = FetchTunedConsumer

@@ -2,24 +2,18 @@
 as a subprocess, 200 records on `triplets` that validate against schemas/json, consumed into a dataset
 by `pairstream consume`; a restarted worker finds the offsets committed and produces nothing again."""
 
-import subprocess
-import sys
 import time
 
 import jsonschema
 import orjson
 import pytest
 
-from conftest import ROOT, read_topic, stsb_sentences
+from support.kafka import read_topic
+from support.processes import run_cli, stsb_sentences
 from schemas.export import schema_path
 
 pytestmark = pytest.mark.integration
 N = 200
-
-
-def run_cli(args, env, **kw):
-    return subprocess.run([sys.executable, "-m", "streams.cli", *args], env=env, capture_output=True, text=True,
-                          cwd=ROOT, timeout=120, **kw)
 
 
 def test_publish_worker_consume_200_anchors(broker, names, fake_llm, start_worker, pairstream_env, tmp_path):
@@ -28,7 +22,7 @@ def test_publish_worker_consume_200_anchors(broker, names, fake_llm, start_worke
     src = tmp_path / "anchors.txt"
     src.write_text("\n".join(anchors) + "\n", encoding="utf-8")
 
-    pub = run_cli(["publish", str(src), "--quiet"], pairstream_env)
+    pub = run_cli("publish", str(src), "--quiet", env=pairstream_env)
     assert pub.returncode == 0, pub.stderr
     assert f"published {N} anchors" in pub.stdout
 
@@ -55,13 +49,14 @@ def test_publish_worker_consume_200_anchors(broker, names, fake_llm, start_worke
     assert len(read_topic(broker, names["triplets"], N + 1, timeout=3)) == N
 
     out = tmp_path / "dataset"
-    con = run_cli(["consume", "--out", str(out), "--until-idle", "3", "--quiet"], pairstream_env)
+    con = run_cli("consume", "--out", str(out), "--until-idle", "3", "--quiet", env=pairstream_env)
     assert con.returncode == 0, con.stderr
 
     def lines():
         return [x for f in out.glob("*.jsonl") for x in f.read_bytes().splitlines()]
 
     assert len(lines()) == N and {orjson.loads(x)["id"] for x in lines()} == {r["id"] for r in records}
-    con2 = run_cli(["consume", "--out", str(out), "--until-idle", "2", "--quiet", "--group", "another"], pairstream_env)
+    con2 = run_cli("consume", "--out", str(out), "--until-idle", "2", "--quiet", "--group", "another",
+                   env=pairstream_env)
     assert "dropped 200 duplicates" in con2.stdout
     assert len(lines()) == N

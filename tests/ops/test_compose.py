@@ -7,7 +7,7 @@ import re
 
 import yaml
 
-from conftest import ROOT
+from support.processes import ROOT
 from streams.settings import ENV_PREFIX, Settings
 
 KNOWN = {ENV_PREFIX + name.upper() for name in Settings.model_fields}

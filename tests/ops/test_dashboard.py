@@ -5,7 +5,7 @@ import re
 
 import yaml
 
-from conftest import ROOT
+from support.processes import ROOT
 from streams.metrics import Metrics
 
 DASHBOARD = ROOT / "ops" / "grafana" / "dashboards" / "pairstream.json"

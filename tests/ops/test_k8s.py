@@ -6,7 +6,7 @@ import re
 
 import yaml
 
-from conftest import ROOT
+from support.processes import ROOT
 from streams.settings import ENV_PREFIX, Settings
 
 K8S = ROOT / "ops" / "k8s"

@@ -11,8 +11,9 @@ import time
 import orjson
 import psutil
 
-from conftest import produce, wait_in_flight
-from streams.testing import Reply
+from support.kafka import produce
+from support.wait import wait_in_flight
+from streams.bench.fake_llm import Reply
 
 PAD = "x" * 2000
 

@@ -7,7 +7,7 @@ import base64
 import orjson
 import pytest
 
-from conftest import account, produce
+from support.kafka import account, produce
 
 pytestmark = pytest.mark.integration
 

@@ -6,19 +6,20 @@ import time
 
 import pytest
 
-from conftest import account, produce, read_raw, stsb_sentences, wait_in_flight
-from streams.testing import Reply
+from support.kafka import account, produce, read_raw
+from support.processes import stsb_sentences
+from support.wait import wait_in_flight, wait_until
+from streams.bench.fake_llm import Reply
 
 pytestmark = pytest.mark.integration
 
 
 def wait_for_outputs(broker, names, at_least: int, timeout: float = 60) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def enough() -> int:
         n = len(read_raw(broker, names["triplets"], at_least, timeout=1))
-        if n >= at_least:
-            return n
-    raise AssertionError(f"fewer than {at_least} triplets within {timeout}s")
+        return n if n >= at_least else 0
+
+    return wait_until(enough, timeout, f"{at_least} triplets", interval=0)
 
 
 def test_sigkill_with_many_requests_in_flight_loses_nothing(broker, names, fake_llm, start_worker):

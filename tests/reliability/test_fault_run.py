@@ -10,9 +10,10 @@ import jsonschema
 import orjson
 import pytest
 
-from conftest import account, produce, read_raw, stsb_sentences
+from support.kafka import account, produce, read_raw
+from support.processes import stsb_sentences
 from schemas.export import schema_path
-from streams.testing import Reply
+from streams.bench.fake_llm import Reply
 
 pytestmark = pytest.mark.integration
 

@@ -10,8 +10,8 @@ import time
 import orjson
 import pytest
 
-from conftest import account, produce
-from streams.testing import Reply
+from support.kafka import account, produce
+from streams.bench.fake_llm import Reply
 
 pytestmark = pytest.mark.integration
 

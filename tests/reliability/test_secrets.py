@@ -5,9 +5,9 @@ key back."""
 import httpx
 import pytest
 
-from conftest import account, produce
-from streams.broker import free_port
-from streams.testing import Reply
+from support.kafka import account, produce
+from streams.local.processes import free_port
+from streams.bench.fake_llm import Reply
 
 pytestmark = pytest.mark.integration
 

@@ -5,8 +5,9 @@ import time
 
 import pytest
 
-from conftest import account, produce, read_topic, wait_in_flight
-from streams.testing import Reply
+from support.kafka import account, produce, read_topic
+from support.wait import wait_in_flight
+from streams.bench.fake_llm import Reply
 
 pytestmark = pytest.mark.integration
 

@@ -8,9 +8,9 @@ import orjson
 import pytest
 
 from schemas.export import MODELS, render, schema_path
-from streams.generator import Generator
-from streams.llm import LLMClient
-from streams.processor import AnchorProcessor
+from streams.generate.generator import Generator
+from streams.generate.llm import LLMClient
+from streams.worker.processor import AnchorProcessor
 from streams.settings import Settings
 
 

@@ -1,0 +1,200 @@
+"""One anchor -> a validated sentence pair, or a failure that says why (stage `llm` or `parse`).
+
+Two retry loops, kept apart on purpose:
+- transport retries (`PAIRSTREAM_LLM_MAX_RETRIES`): 429/408/409/5xx, connection
+  errors and timeouts are retried with exponential backoff and full jitter,
+  honouring `Retry-After` within a cap. Other 4xx fail at once.
+- generation attempts (`PAIRSTREAM_MAX_GENERATION_ATTEMPTS`): output that does
+  not parse, is truncated or fails validation is re-asked with an adjusted
+  request (higher temperature, more tokens, a correction note).
+Unlike a batch pipeline, a failure here costs only this anchor, never a batch.
+"""
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable
+
+from pydantic import BaseModel
+
+from streams.generate.decode import AnchorRequest
+from streams.generate.limits import ConcurrencyLimit, limit_for
+from streams.generate.llm import ChatRequest, ChatResponse, LLMClient, LLMError
+from streams.metrics import Metrics
+from streams.generate.outage import OutageGate
+from streams.settings import Settings
+from streams.generate.task import EXAMPLES, OutputParseError, build_messages, parse_output, response_format
+from streams.generate.validation import Problem, check_pair
+
+
+OVERLOAD_STATUS = {429, 503}  # "too many requests for me now": the adaptive limit backs off
+
+
+class RetryPolicy(BaseModel):
+    """Backoff of transport retries: delay = uniform(0, min(max, base * 2**retry)), or Retry-After (capped)."""
+
+    max_retries: int = 4
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 20.0
+    retry_after_max_s: float = 60.0
+
+    def delay(self, retry: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self.retry_after_max_s)
+        return random.uniform(0, min(self.backoff_max_s, self.backoff_base_s * 2**retry))
+
+
+@dataclass
+class Generated:
+    positive: str
+    negative: str | None
+    model_name: str
+    prompt_tokens: int
+    completion_tokens: int
+    attempts: int
+
+
+@dataclass
+class GenerationFailure:
+    stage: str  # "llm" or "parse"
+    kind: str
+    message: str
+    attempts: int
+    last_output: str | None = None
+
+
+@dataclass
+class _Tally:
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    model_name: str = ""
+    outputs: list[str] = field(default_factory=list)
+
+
+def correction_for(problem: Problem) -> str:
+    """A note appended to the anchor turn on a re-ask, telling the model what went wrong."""
+    if problem.kind.endswith("copies_anchor"):
+        return "Note: your previous answer repeated the anchor. Write new sentences in different words."
+    if problem.kind.endswith("copies_example"):
+        return "Note: your previous answer repeated the example. Write sentences about this anchor."
+    if problem.kind == "truncated":
+        return "Note: your previous answer was too long. Keep each sentence short."
+    return f"Note: your previous answer was rejected ({problem.message}). Follow the format exactly."
+
+
+class Generator:
+    """Turns an `AnchorRequest` into `Generated` or `GenerationFailure`; never raises for LLM trouble."""
+
+    def __init__(self, llm: LLMClient, settings: Settings, *, retry: RetryPolicy | None = None,
+                 gate: OutageGate | None = None, limit: ConcurrencyLimit | None = None,
+                 metrics: Metrics | None = None, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
+        self.llm = llm
+        self.settings = settings
+        self.limit = limit or limit_for(settings.concurrency, settings.concurrency_max)
+        self.retry = retry or RetryPolicy(max_retries=settings.llm_max_retries)
+        self.gate = gate or OutageGate(settings.llm_outage_failures, max_cooldown_s=settings.llm_outage_probe_max_s)
+        self.metrics = metrics or Metrics()
+        self._sleep = sleep
+
+    def request_for(self, req: AnchorRequest, attempt: int, problem: Problem | None) -> ChatRequest:
+        s = self.settings
+        correction = correction_for(problem) if problem else None
+        max_tokens = s.llm_max_tokens * (2 if problem and problem.kind == "truncated" else 1)
+        return ChatRequest(
+            model=s.llm_model,
+            messages=build_messages(req.anchor, req.spec, s.structured_output, correction),
+            temperature=min(1.5, s.llm_temperature + 0.4 * attempt),
+            max_tokens=max_tokens,
+            response_format=response_format(req.spec, s.max_output_chars, s.llm_response_format)
+            if s.structured_output else None,
+        )
+
+    async def generate(self, req: AnchorRequest) -> Generated | GenerationFailure:
+        tally = _Tally()
+        problem: Problem | None = None
+        example = EXAMPLES[req.spec.action]
+        forbidden = (example.anchor, example.positive, example.negative, example.hard_negative)
+        for attempt in range(self.settings.max_generation_attempts):
+            if problem is not None:
+                self.metrics.generation_retries.labels(problem.kind).inc()
+            try:
+                response = await self._send(self.request_for(req, attempt, problem), tally)
+            except LLMError as exc:
+                return GenerationFailure("llm", exc.kind, str(exc), tally.requests,
+                                         tally.outputs[-1] if tally.outputs else None)
+            text = response.content
+            tally.outputs.append(text)
+            if response.finish_reason == "length":
+                problem = Problem("truncated", "output was cut off at max_tokens (finish_reason=length)")
+                continue
+            try:
+                pair = parse_output(text, req.spec, self.settings.structured_output)
+            except OutputParseError as exc:
+                problem = Problem(exc.kind, str(exc))
+                continue
+            problem = check_pair(req.anchor, pair.positive, pair.negative, want_negative=req.spec.triplet,
+                                 max_chars=self.settings.max_output_chars, forbidden=forbidden)
+            if problem is None:
+                return Generated(pair.positive, pair.negative, tally.model_name or self.settings.llm_model,
+                                 tally.prompt_tokens, tally.completion_tokens, tally.requests)
+        assert problem is not None
+        return GenerationFailure(
+            "parse", problem.kind,
+            f"no valid output after {self.settings.max_generation_attempts} attempts; last: {problem.message}",
+            tally.requests, tally.outputs[-1] if tally.outputs else None,
+        )
+
+    async def _send(self, request: ChatRequest, tally: _Tally) -> ChatResponse:
+        """One logical request with transport retries; the last LLMError propagates."""
+        for retry in range(self.retry.max_retries + 1):
+            is_probe = await self.gate.wait()
+            tally.requests += 1
+            try:
+                response = await self._limited_chat(request)
+            except LLMError as exc:
+                if exc.outage:
+                    self.gate.failure(exc.kind)
+                else:
+                    self.gate.success()
+                if not exc.retryable or retry == self.retry.max_retries:
+                    if exc.retryable:
+                        exc.args = (f"{exc} (gave up after {retry + 1} tries)",)
+                    raise
+                self.metrics.llm_retries.labels(exc.kind).inc()
+                await self._sleep(self.retry.delay(retry, exc.retry_after))
+                continue
+            except BaseException:
+                if is_probe:
+                    self.gate.probe_abandoned()
+                raise
+            self.gate.success()
+            if response.usage:
+                tally.prompt_tokens += response.usage.prompt_tokens
+                tally.completion_tokens += response.usage.completion_tokens
+                self.metrics.llm_tokens.labels("prompt").inc(response.usage.prompt_tokens)
+                self.metrics.llm_tokens.labels("completion").inc(response.usage.completion_tokens)
+            tally.model_name = response.model or tally.model_name
+            return response
+        raise AssertionError("unreachable")
+
+    async def _limited_chat(self, request: ChatRequest) -> ChatResponse:
+        """One HTTP request holding a concurrency permit; tells the limit and the metrics what the backend did."""
+        started = await self.limit.acquire()
+        clock = time.perf_counter()
+        try:
+            response = await self.llm.chat(request)
+        except LLMError as exc:
+            self.limit.on_result(started, ok=False, overloaded=exc.status in OVERLOAD_STATUS)
+            self._observe(str(exc.status) if exc.kind.startswith("http_") else exc.kind, clock)
+            raise
+        finally:
+            self.limit.release()
+        self.limit.on_result(started, ok=True)
+        self._observe("200", clock)
+        return response
+
+    def _observe(self, status: str, clock: float) -> None:
+        self.metrics.llm_requests.labels(status).inc()
+        self.metrics.llm_latency.observe(time.perf_counter() - clock)

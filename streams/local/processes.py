@@ -1,0 +1,70 @@
+"""Child processes of the local stack: free ports, waiting for a server to answer, stopping cleanly.
+
+Shared by the embedded broker, the local model server, `demo` and `bench`, which
+all start servers on free loopback ports and must stop every child on exit.
+"""
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+
+class ProcessError(RuntimeError):
+    """A child process exited or never started listening."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(host: str, port: int, timeout: float, proc: subprocess.Popen | None = None) -> None:
+    """Until something accepts TCP connections on host:port; fails fast if `proc` exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise ProcessError(f"process exited with code {proc.returncode} before listening on {host}:{port}")
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise ProcessError(f"nothing listening on {host}:{port} after {timeout:.0f}s")
+
+
+def wait_http(url: str, timeout: float, proc: subprocess.Popen | None, what: str) -> None:
+    """Until `url` answers below 500; fails fast if `proc` exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise ProcessError(f"{what} exited with code {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise ProcessError(f"{what} did not answer at {url} within {timeout:.0f}s")
+
+
+def stop_process(proc: subprocess.Popen | None, timeout: float = 10) -> None:
+    """SIGTERM, then SIGKILL if the process has not exited within `timeout` seconds."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def start_worker(env: dict[str, str], log_file: Path) -> subprocess.Popen:
+    """`pairstream worker` as a child process, exactly as deployed, its output appended to `log_file`."""
+    return subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env,
+                            stdout=open(log_file, "ab"), stderr=subprocess.STDOUT)

@@ -1,0 +1,64 @@
+"""`pairstream bench` runs the real path (embedded broker, worker subprocess, fake backend process) and
+reports figures that add up; the fake backend behaves as a backend of known capacity.
+
+No figure is asserted against a speed target here (that would be a timed test); the benchmark's
+numbers are in the README and the closing notes.
+"""
+
+import asyncio
+import time
+
+import httpx
+import orjson
+
+from streams.bench.config import BenchConfig
+from streams.bench.fake_llm import FakeLLM
+from streams.bench.report import percentile
+from support.processes import run_cli
+
+
+def test_bench_prints_figures_that_add_up(tmp_path):
+    out = run_cli("bench", "--anchors", "120", "--warmup", "20", "--slots", "8", "--latency-ms", "20", "--sigma",
+                  "0.5", "--latency-anchors", "40", "--concurrency", "8", "--json", "--workdir", str(tmp_path),
+                  timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    r = orjson.loads(out.stdout)
+    assert r["delivered"] == 20 + 120 + 40 and r["dead_letters"] == 0 and r["duplicates"] == 0
+    assert r["backend_requests"] == 120 and r["backend_429"] == 0
+    assert 0 < r["records_per_s"] and 0 < r["ratio_to_capacity"] <= 1.1
+    assert r["capacity_per_s"] == round(BenchConfig(slots=8, latency_ms=20, sigma=0.5).capacity, 2)
+    assert 0 < r["backend_utilisation"] <= 1.0
+    assert 20 <= r["latency_ms_p50"] <= r["latency_ms_p95"] <= r["latency_ms_p99"]
+    assert r["latency_in_worker_ms_p50"] <= r["latency_ms_p50"]
+    assert r["worker_cpu_s_per_1000"] > 0 and r["worker_peak_rss_mb"] >= r["worker_rss_mb_start"] > 20
+    assert (tmp_path / "worker.log").exists()
+
+
+def test_bench_rejects_a_bad_concurrency(tmp_path):
+    out = run_cli("bench", "--concurrency", "many", "--workdir", str(tmp_path), timeout=60)
+    assert out.returncode == 2 and "--concurrency" in out.stderr
+
+
+async def burst(llm: FakeLLM, n: int) -> tuple[list[int], float]:
+    body = {"model": "m", "messages": [{"role": "user", "content": "## Anchor\n\nA sentence."}]}
+    async with httpx.AsyncClient(base_url=llm.base_url) as client:
+        t0 = time.monotonic()
+        replies = await asyncio.gather(*(client.post("/chat/completions", json=body) for _ in range(n)))
+        return [r.status_code for r in replies], time.monotonic() - t0
+
+
+def test_fake_backend_has_the_capacity_it_is_given():
+    """8 slots of 50 ms: 16 concurrent requests take two rounds; with a queue of 0, 8 of them get 429."""
+    with FakeLLM(slots=8, latency_s=0.05) as llm:
+        codes, took = asyncio.run(burst(llm, 16))
+        assert codes == [200] * 16 and took >= 0.1
+        stats = httpx.get(llm.base_url.removesuffix("/v1") + "/stats").json()
+        assert stats["served"] == 16 and stats["max_in_flight"] == 8 and 0.8 <= stats["busy_s"] <= 1.2
+    with FakeLLM(slots=8, latency_s=0.05, max_queue=0) as llm:
+        codes, _ = asyncio.run(burst(llm, 16))
+        assert sorted(codes) == [200] * 8 + [429] * 8 and llm.rejected == 8
+
+
+def test_percentile_is_nearest_rank():
+    values = list(range(1, 101))
+    assert percentile(values, 0.5) == 50 and percentile(values, 0.99) == 99 and percentile([7], 0.95) == 7

@@ -1,0 +1,57 @@
+"""Logs: readable text by default, one JSON object per line with PAIRSTREAM_LOG_FORMAT=json; one warning per
+dead letter naming its id, stage and reason; nothing per successful record at info level."""
+
+import logging
+
+import orjson
+import pytest
+
+from support.kafka import account, produce
+from streams.logs import JsonFormatter, logging_config, register_secret
+
+
+def record(msg: str, *args, **extra) -> logging.LogRecord:
+    rec = logging.LogRecord("pairstream.agent", logging.WARNING, __file__, 1, msg, args, None)
+    rec.__dict__.update(extra)
+    return rec
+
+
+def test_json_lines_carry_structured_fields_and_redact_secrets():
+    register_secret("hunter2-secret")
+    line = JsonFormatter().format(record("dead letter id=%s: %s", "r1", "key hunter2-secret refused",
+                                         pairstream={"record_id": "r1", "stage": "llm", "reason": "hunter2-secret"}))
+    entry = orjson.loads(line)
+    assert entry["level"] == "warning" and entry["logger"] == "pairstream.agent"
+    assert entry["record_id"] == "r1" and entry["stage"] == "llm"
+    assert "hunter2" not in line and entry["reason"] == "***"
+    assert entry["ts"].endswith("Z")
+
+
+def test_text_is_the_default_and_library_chatter_stays_out_of_info():
+    config = logging_config()
+    assert "()" not in config["formatters"]["main"]  # a plain format string, not the JSON formatter
+    assert config["loggers"]["aiokafka"]["level"] == "WARNING"
+
+
+@pytest.mark.integration
+def test_worker_json_logs(broker, names, fake_llm, start_worker):
+    llm = fake_llm()
+    good = [f"Ordinary sentence number {i} about the weather." for i in range(30)]
+    produce(broker, names["anchors"], [a.encode() for a in good] + [b'{"anchor": ""}', b"\xff\xfe"])
+    worker = start_worker(PAIRSTREAM_LLM_BASE_URL=llm.base_url, PAIRSTREAM_LOG_FORMAT="json",
+                          PAIRSTREAM_LOG_LEVEL="info")
+    acc = account(broker, names, 32)
+    assert not acc.lost and len(acc.dead_letters) == 2, acc.summary()
+    worker.stop(15)
+
+    lines = [line for line in worker.log.splitlines() if line.strip()]
+    entries = [orjson.loads(line) for line in lines]  # every line is a JSON object
+    assert all({"ts", "level", "logger", "message"} <= e.keys() for e in entries)
+    letters = [e for e in entries if e["message"].startswith("dead letter")]
+    assert sorted(e["record_id"] for e in letters) == sorted(d["id"] for d in acc.dead_letters)
+    for e in letters:
+        assert e["level"] == "warning" and e["stage"] in ("decode", "validate") and e["reason"]
+    # nothing about the 30 successful records: no anchor text, no record id
+    ids = {r["id"] for r in acc.triplets}
+    assert not [line for line in lines if any(a in line for a in good) or any(i in line for i in ids)]
+    assert any("partitions assigned" in e["message"] for e in entries)

@@ -1,0 +1,151 @@
+"""The worker against the embedded broker and a fake LLM: every anchor ends as one triplet or one dead
+letter, per-record fields are honoured, concurrency is bounded, and acks never pass an in-flight anchor."""
+
+
+import orjson
+import pytest
+
+from support.kafka import account, produce, read_topic
+from streams.worker.agent import InOrderAcker
+from streams.bench.fake_llm import Reply
+
+pytestmark = pytest.mark.integration
+
+
+def test_json_and_bare_text_anchors_become_complete_triplets(broker, names, fake_llm, start_worker):
+    llm = fake_llm(model="fake-served-model")
+    values = [
+        b"A man is playing a flute.",
+        orjson.dumps({"anchor": "Who wrote Hamlet?", "id": "q-1", "action": "answer", "triplet": False,
+                      "metadata": {"source": "quiz"}}),
+        orjson.dumps({"anchor": "Stocks fell on Monday.", "id": "h-1", "hard_negative": True,
+                      "context": "Financial news.", "action": "semantically-similar"}),
+    ]
+    produce(broker, names["anchors"], values)
+    worker = start_worker(PAIRSTREAM_LLM_BASE_URL=llm.base_url, PAIRSTREAM_ACTION="query")
+    records = {r["anchor"]: r for r in read_topic(broker, names["triplets"], 3)}
+    assert len(records) == 3, worker.log[-2000:]
+
+    bare = records["A man is playing a flute."]
+    assert bare["action"] == "query" and bare["triplet"] is True and bare["negative"]
+    assert bare["source"]["topic"] == names["anchors"] and bare["_key"] == bare["id"].encode()
+    assert bare["model_name"] == "fake-served-model" and bare["usage"]["prompt_tokens"] == 50
+    assert bare["attempts"] == 1 and bare["latency_ms"] >= 0 and bare["generated_at"].endswith("Z")
+
+    pair = records["Who wrote Hamlet?"]
+    assert (pair["id"], pair["action"], pair["triplet"], pair["negative"], pair["metadata"]) == (
+        "q-1", "answer", False, None, {"source": "quiz"})
+
+    hard = records["Stocks fell on Monday."]
+    assert (hard["hard_negative"], hard["context"], hard["action"]) == (True, "Financial news.", "semantically-similar")
+
+    prompts = {r["messages"][-1]["content"]: r for r in llm.requests}
+    hard_req = next(r for c, r in prompts.items() if "Stocks fell" in c)
+    assert "hard negative" in hard_req["messages"][0]["content"]
+    assert "## Context\n\nFinancial news." in hard_req["messages"][-1]["content"]
+    pair_req = next(r for c, r in prompts.items() if "Hamlet" in c)
+    assert pair_req["response_format"]["json_schema"]["schema"]["required"] == ["positive"]
+    assert "an answer to" in pair_req["messages"][0]["content"]
+    assert read_topic(broker, names["dlq"], 1, timeout=1) == []
+
+
+def test_bad_input_becomes_dead_letters_and_the_worker_keeps_going(broker, names, fake_llm, start_worker):
+    llm = fake_llm()
+    values = [b"\xff\xfe", b"[1,2]", b"", b'{"anchor": "tru', b'{"anchor": "  "}', b'{"anchor": "x", "action": "nah"}',
+              b"A good anchor after the bad ones."]
+    produce(broker, names["anchors"], values, partition=0)
+    start_worker(PAIRSTREAM_LLM_BASE_URL=llm.base_url)
+    letters = read_topic(broker, names["dlq"], 6)
+    triplets = read_topic(broker, names["triplets"], 1)
+    assert len(triplets) == 1 and triplets[0]["anchor"] == "A good anchor after the bad ones."
+    by_offset = {d["source"]["offset"]: d for d in letters}
+    assert sorted(by_offset) == [0, 1, 2, 3, 4, 5]
+    assert [by_offset[i]["error"]["type"] for i in range(6)] == [
+        "not_utf8", "not_an_object", "empty_value", "invalid_json", "invalid_anchor", "unknown_action"]
+    assert by_offset[0]["raw_encoding"] == "base64" and by_offset[3]["raw"] == '{"anchor": "tru'
+    assert all(d["id"] and d["failed_at"] for d in letters)
+
+
+def test_llm_failures_become_dead_letters_with_stage(broker, names, fake_llm, start_worker):
+    def behaviour(body, n):
+        text = body["messages"][-1]["content"]
+        if "forbidden" in text:
+            return Reply(status=400, content="content policy")
+        if "garbled" in text:
+            return Reply(content="I cannot do JSON")
+        return None
+
+    llm = fake_llm(behaviour=behaviour)
+    produce(broker, names["anchors"], [b"a forbidden anchor", b"a garbled anchor", b"a fine anchor"])
+    start_worker(PAIRSTREAM_LLM_BASE_URL=llm.base_url, PAIRSTREAM_MAX_GENERATION_ATTEMPTS="2")
+    letters = {d["raw"]: d for d in read_topic(broker, names["dlq"], 2)}
+    assert letters["a forbidden anchor"]["stage"] == "llm" and "HTTP 400" in letters["a forbidden anchor"]["error"]["message"]
+    assert letters["a garbled anchor"]["stage"] == "parse" and letters["a garbled anchor"]["attempts"] == 2
+    assert letters["a garbled anchor"]["last_output"] == "I cannot do JSON"
+    assert [t["anchor"] for t in read_topic(broker, names["triplets"], 1)] == ["a fine anchor"]
+
+
+def test_concurrency_is_used_and_bounded(broker, names, fake_llm, start_worker):
+    llm = fake_llm(latency_s=0.3)
+    produce(broker, names["anchors"], [f"Anchor number {i}.".encode() for i in range(40)])
+    start_worker(PAIRSTREAM_LLM_BASE_URL=llm.base_url, PAIRSTREAM_CONCURRENCY="6")
+    assert len(read_topic(broker, names["triplets"], 40)) == 40
+    assert llm.max_in_flight == 6
+
+
+def test_auto_concurrency_finds_the_slots_of_a_backend_it_is_not_told(broker, names, fake_llm, start_worker):
+    """`auto` against a backend of 8 slots that answers 429 beyond them: every anchor becomes a triplet,
+    the backend runs full, and 429s stay rare (the limit backs off instead of hammering it)."""
+    n = 400
+    llm = fake_llm(latency_s=0.1, sigma=0.3, slots=8, max_queue=0)
+    produce(broker, names["anchors"], [f"Anchor number {i}.".encode() for i in range(n)])
+    start_worker(PAIRSTREAM_LLM_BASE_URL=llm.base_url, PAIRSTREAM_CONCURRENCY="auto", PAIRSTREAM_LLM_MAX_RETRIES="8")
+    acc = account(broker, names, n)
+    print(f"\nauto concurrency: {llm.served} served, {llm.rejected} answered 429, max in flight {llm.max_in_flight}")
+    assert not acc.lost and not acc.dead_letters and len({t["id"] for t in acc.triplets}) == n
+    assert llm.max_in_flight == 8  # it found (and used) every slot
+    assert llm.rejected < 0.1 * llm.served, f"{llm.rejected} of {llm.served + llm.rejected} answered 429"
+
+
+class _Msg:
+    def __init__(self, partition, offset, generation_id=1):
+        self.tp = ("t", partition)
+        self.offset = offset
+        self.generation_id = generation_id
+
+
+class _Event:
+    def __init__(self, partition, offset, generation_id=1):
+        self.message = _Msg(partition, offset, generation_id)
+
+
+class _Stream:
+    def __init__(self):
+        self.acked = []
+
+    async def ack(self, event):
+        self.acked.append((event.message.tp[1], event.message.offset))
+
+
+async def test_in_order_acker_never_acks_past_an_unfinished_event():
+    stream = _Stream()
+    acker = InOrderAcker(stream)
+    t = {(p, o): acker.track(_Event(p, o)) for p in (0, 1) for o in range(3)}
+    await acker.done(t[0, 1])
+    await acker.done(t[0, 2])
+    await acker.done(t[1, 0])
+    assert stream.acked == [(1, 0)]  # partition 0 waits for offset 0
+    await acker.done(t[0, 0])
+    assert stream.acked == [(1, 0), (0, 0), (0, 1), (0, 2)]
+    assert acker.in_flight == 2
+
+
+async def test_in_order_acker_never_acks_an_event_from_an_earlier_generation():
+    stream, generation = _Stream(), [1]
+    acker = InOrderAcker(stream, generation=lambda: generation[0])
+    old = acker.track(_Event(0, 0, generation_id=1))
+    generation[0] = 2  # a rebalance happened while it was in flight: the partition is re-read from the commit
+    new = acker.track(_Event(0, 0, generation_id=2))
+    await acker.done(old)
+    await acker.done(new)
+    assert stream.acked == [(0, 0)] and acker.in_flight == 0  # only the new generation's ack
