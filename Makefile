@@ -10,7 +10,7 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 
 $(PY):
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
-	$(PIP) install -U pip wheel
+	$(PIP) install -U pip wheel "setuptools>=68"
 
 # Tests run the full path too (real broker, worker, real small model), so they need both extras.
 install-dev: $(PY)

@@ -1,10 +1,10 @@
 """`pairstream` command line: a thin layer over the packages.
 
 Each command parses its options and calls one function in its package. Options
-are derived from pydantic models, so every default, bound and description lives
-in one place: the worker's flags from `Settings` (every `PAIRSTREAM_*` variable
-has a matching flag; flags win), `consume`'s from `SinkOptions`, `bench`'s from
-`BenchConfig`.
+are derived from pydantic models (`streams.flags`), so every default, bound and
+description lives in one place: the worker's flags from `Settings` (every
+`PAIRSTREAM_*` variable has a matching flag; flags win), `consume`'s from
+`SinkOptions`, `bench`'s from `BenchConfig`.
 
 Exit codes: 0 success, 2 usage or configuration error (one line naming the
 setting), 1 runtime failure, 130 interrupted.
@@ -13,16 +13,17 @@ setting), 1 runtime failure, 130 interrupted.
 import sys
 import typing
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import click
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from streams.bench.config import INTERNAL_FIELDS as BENCH_INTERNAL_FIELDS, BenchConfig
 from streams.dataset.sink import SinkOptions
-from streams.settings import Settings, SettingsError, env_name, load_settings
+from streams.flags import FlagError, build, model_options
+from streams.settings import Settings, SettingsError, load_settings
 
 err_console = Console(stderr=True)
 
@@ -30,55 +31,15 @@ KAFKA_SETTINGS = ("broker", "broker_security_protocol", "broker_sasl_mechanism",
                   "broker_sasl_password", "broker_ca_file", "broker_session_timeout_s", "topic_partitions",
                   "topic_replicas")
 ALL_SETTINGS = tuple(Settings.model_fields)
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-
-
-# -- options from models ------------------------------------------------------------------------------
-
-def model_options(model: type[BaseModel], names: Iterable[str]) -> Callable:
-    """A `--flag` for each named field of `model` (bools get `--flag/--no-flag`, Literals a choice).
-
-    Flags default to None, so a flag not given leaves the field to the model: its
-    default, or for `Settings` the `PAIRSTREAM_*` environment variable.
-    """
-    is_settings = issubclass(model, Settings)
-
-    def decorate(func: Callable) -> Callable:
-        for name in reversed(tuple(names)):
-            field = model.model_fields[name]
-            flag = "--" + name.replace("_", "-")
-            help_text = field.description or ""
-            if is_settings:
-                help_text += f" [env {env_name(name)}]"
-            elif field.default is not None and field.annotation is not bool:
-                help_text += f" [default: {field.default}]"
-            if field.annotation is bool:
-                default = "" if is_settings else f" [default: {'--' if field.default else '--no-'}{flag[2:]}]"
-                func = click.option(f"{flag}/--no-{flag[2:]}", name, default=None, help=help_text + default)(func)
-                continue
-            choices = _literal_choices(field.annotation)
-            func = click.option(flag, name, default=None, help=help_text,
-                                type=click.Choice(choices) if choices else None)(func)
-        return func
-
-    return decorate
-
-
-def _literal_choices(annotation: Any) -> list[str] | None:
-    if typing.get_origin(annotation) is typing.Literal:
-        return [str(a) for a in typing.get_args(annotation)]
-    return None
+EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
 
 def model_from(model: type[BaseModel], kwargs: dict[str, Any]) -> Any:
-    """Pop `model`'s flags out of `kwargs` and build it; exit 2 with the flag's name on a bad value."""
-    given = {name: kwargs.pop(name) for name in list(kwargs) if name in model.model_fields}
+    """`flags.build`, exiting 2 with the flag's name on a bad value."""
     try:
-        return model(**{k: v for k, v in given.items() if v is not None})
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = f"--{str(err['loc'][0]).replace('_', '-')}: " if err["loc"] else ""
-        usage_error(f"{where}{err['msg'].removeprefix('Value error, ')}")
+        return build(model, kwargs)
+    except FlagError as exc:
+        usage_error(str(exc))
 
 
 def settings_from(kwargs: dict[str, Any], names: tuple[str, ...] = ALL_SETTINGS) -> Settings:
@@ -91,8 +52,7 @@ def settings_from(kwargs: dict[str, Any], names: tuple[str, ...] = ALL_SETTINGS)
     from streams.logs import register_secret
 
     for secret in (settings.llm_api_key, settings.broker_sasl_password):
-        if secret is not None:
-            register_secret(secret.get_secret_value())
+        register_secret(secret.get_secret_value() if secret else None)
     return settings
 
 
@@ -103,6 +63,11 @@ def fail(message: str, code: int = EXIT_FAILURE) -> typing.NoReturn:
 
 def usage_error(message: str) -> typing.NoReturn:
     fail(message, EXIT_USAGE)
+
+
+def interrupted() -> typing.NoReturn:
+    err_console.print("interrupted; every child process was stopped")
+    sys.exit(EXIT_INTERRUPTED)
 
 
 def log_line(line: str) -> None:
@@ -248,8 +213,7 @@ def demo(anchors_file: Path | None, limit: int | None, out_dir: Path, timeout: f
         fail(str(exc))
     except KeyboardInterrupt:
         progress.stop()
-        err_console.print("interrupted; every child process was stopped")
-        sys.exit(EXIT_INTERRUPTED)
+        interrupted()
     progress.stop()
     click.echo("\n" + result.summary())
     if not result.complete:
@@ -263,8 +227,7 @@ def demo(anchors_file: Path | None, limit: int | None, out_dir: Path, timeout: f
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object on stdout.")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also sweep the concurrency (--sweep) and draw throughput against it to this PNG.")
-@click.option("--sweep", default="1,2,4,8,16,32,48,64", show_default=True,
-              help="Concurrency values for --plot.")
+@click.option("--sweep", default="1,2,4,8,16,32,48,64", show_default=True, help="Concurrency values for --plot.")
 def bench(workdir: Path, as_json: bool, plot: Path | None, sweep: str, **kwargs: Any) -> None:
     """Measure throughput, latency and overhead against a fake LLM of known capacity (real broker and worker)."""
     import orjson
@@ -275,10 +238,9 @@ def bench(workdir: Path, as_json: bool, plot: Path | None, sweep: str, **kwargs:
     config = model_from(BenchConfig, kwargs)
     try:
         if plot is not None:
-            try:
-                values = [int(v) for v in sweep.split(",") if v.strip()]
-            except ValueError:
+            if not all(v.strip().isdigit() for v in sweep.split(",")):
                 usage_error(f"--sweep: comma-separated integers (got {sweep!r})")
+            values = [int(v) for v in sweep.split(",")]
             points = run_sweep(config, values, workdir, plot, log=log_line)
             if as_json:
                 click.echo(orjson.dumps([p.__dict__ for p in points], option=orjson.OPT_INDENT_2).decode())
@@ -289,8 +251,7 @@ def bench(workdir: Path, as_json: bool, plot: Path | None, sweep: str, **kwargs:
                                on_progress=lambda phase, done, total: progress.update(task, completed=done,
                                                                                        total=total))
     except KeyboardInterrupt:
-        err_console.print("interrupted; every child process was stopped")
-        sys.exit(EXIT_INTERRUPTED)
+        interrupted()
     except Exception as exc:
         fail(f"bench failed: {exc}")
     click.echo(result.to_json().decode() if as_json else format_result(result))

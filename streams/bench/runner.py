@@ -17,7 +17,6 @@ Phases, on one broker and one warm worker:
 """
 
 import math
-import os
 import subprocess
 import sys
 import time
@@ -33,7 +32,7 @@ from streams.bench.load import AnchorSource, Load, load_sentences
 from streams.bench.report import BenchResult, SweepPoint, percentile, plot_sweep, ratio
 from streams.kafka import ensure_topics
 from streams.local.broker import EmbeddedBroker
-from streams.local.processes import free_port, start_worker, stop_process, wait_http
+from streams.local.processes import free_port, start_worker, stop_process, wait_http, worker_env
 from streams.settings import Settings
 
 Log = Callable[[str], None]
@@ -109,13 +108,10 @@ class Bench:
         return proc, base
 
     def start_worker(self, broker: EmbeddedBroker, llm_base: str) -> subprocess.Popen:
-        env = dict(os.environ)
-        env.update({"PAIRSTREAM_BROKER": broker.url, "PAIRSTREAM_LLM_BASE_URL": f"{llm_base}/v1",
-                    "PAIRSTREAM_LLM_MODEL": "fake-model", "PAIRSTREAM_CONCURRENCY": self.config.concurrency,
-                    "PAIRSTREAM_WEB_PORT": "0", "PAIRSTREAM_BROKER_SESSION_TIMEOUT_S": "4",
-                    "PAIRSTREAM_TOPIC_PARTITIONS": str(self.config.partitions),
-                    "PAIRSTREAM_LOG_LEVEL": env.get("PAIRSTREAM_LOG_LEVEL", "warning"), "PYTHONUNBUFFERED": "1"})
-        env.update(self.config.worker_env)
+        env = worker_env(broker.url, f"{llm_base}/v1", PAIRSTREAM_LLM_MODEL="fake-model",
+                         PAIRSTREAM_CONCURRENCY=self.config.concurrency, PAIRSTREAM_WEB_PORT="0",
+                         PAIRSTREAM_BROKER_SESSION_TIMEOUT_S="4",
+                         PAIRSTREAM_TOPIC_PARTITIONS=str(self.config.partitions), **self.config.worker_env)
         log_file = self.workdir / "worker.log"
         log_file.unlink(missing_ok=True)
         return start_worker(env, log_file)

@@ -17,7 +17,7 @@ from streams.dataset.sink import ConsumeStats, SinkOptions, consume
 from streams.kafka import ensure_topics
 from streams.local.broker import BrokerError, EmbeddedBroker
 from streams.local.model_server import MODEL_ALIAS, ModelServer, ModelServerError
-from streams.local.processes import ProcessError, start_worker, stop_process
+from streams.local.processes import ProcessError, start_worker, stop_process, worker_env
 from streams.settings import Settings
 
 SAMPLE = Path(__file__).parent / "samples" / "anchors.jsonl"
@@ -69,13 +69,8 @@ class DemoResult:
         )
 
 
-def worker_env(broker: EmbeddedBroker, llm_url: str, local_model: bool) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update({"PAIRSTREAM_BROKER": broker.url, "PAIRSTREAM_LLM_BASE_URL": llm_url,
-                "PAIRSTREAM_WEB_PORT": env.get("PAIRSTREAM_WEB_PORT", "0"),
-                "PAIRSTREAM_BROKER_SESSION_TIMEOUT_S": env.get("PAIRSTREAM_BROKER_SESSION_TIMEOUT_S", "4"),
-                "PAIRSTREAM_LOG_LEVEL": env.get("PAIRSTREAM_LOG_LEVEL", "warning"),
-                "PYTHONUNBUFFERED": "1"})
+def demo_worker_env(broker: EmbeddedBroker, llm_url: str, local_model: bool) -> dict[str, str]:
+    env = worker_env(broker.url, llm_url)
     if local_model:
         # llama-cpp-python's server reads an inline schema; it serves one request at a time.
         env.setdefault("PAIRSTREAM_LLM_RESPONSE_FORMAT", "json_object")
@@ -113,7 +108,7 @@ def _run(settings: Settings, records: list[tuple[bytes | None, bytes]], *, out_d
         else:
             llm_url = settings.llm_base_url
         log(f"llm        {llm_url}")
-        env = worker_env(broker, llm_url, local)
+        env = demo_worker_env(broker, llm_url, local)
         run_settings = Settings(broker=broker.url, llm_base_url=llm_url, broker_session_timeout_s=4,
                                 anchors_topic=settings.anchors_topic, triplets_topic=settings.triplets_topic,
                                 dlq_topic=settings.dlq_topic, app_id=settings.app_id)

@@ -4,6 +4,7 @@ Shared by the embedded broker, the local model server, `demo` and `bench`, which
 all start servers on free loopback ports and must stop every child on exit.
 """
 
+import os
 import socket
 import subprocess
 import sys
@@ -62,6 +63,21 @@ def stop_process(proc: subprocess.Popen | None, timeout: float = 10) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def worker_env(broker_url: str, llm_url: str, **overrides: str) -> dict[str, str]:
+    """The environment of a local worker child: this process's, pointed at the local broker and LLM.
+
+    Local defaults (no web port, a 4 s session timeout since the embedded broker makes a new member's first
+    join wait half of it, warnings only) apply where the environment does not set them; `overrides` win.
+    """
+    env = dict(os.environ)
+    for name, value in (("PAIRSTREAM_WEB_PORT", "0"), ("PAIRSTREAM_BROKER_SESSION_TIMEOUT_S", "4"),
+                        ("PAIRSTREAM_LOG_LEVEL", "warning")):
+        env.setdefault(name, value)
+    env.update({"PAIRSTREAM_BROKER": broker_url, "PAIRSTREAM_LLM_BASE_URL": llm_url, "PYTHONUNBUFFERED": "1"})
+    env.update(overrides)
+    return env
 
 
 def start_worker(env: dict[str, str], log_file: Path) -> subprocess.Popen:

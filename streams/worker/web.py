@@ -37,7 +37,7 @@ class Readiness:
     def __init__(self, app: Any, anchors_topic: str, *, agent: AnchorAgent, llm: LLMClient, gate: OutageGate):
         self.app = app
         self.anchors_topic = anchors_topic
-        self.agent, self.llm, self.gate = agent, llm, gate
+        self.agent, self.llm_client, self.gate = agent, llm, gate
         self.assigned: int | None = None  # anchors partitions of the last assignment; None before the first
 
     def on_assigned(self, partitions: int) -> None:
@@ -68,7 +68,7 @@ class Readiness:
     async def llm(self) -> Check:
         if self.gate.is_open:
             return Check(False, "outage: requests are held while the backend is probed")
-        problem = await self.llm.probe(CHECK_TIMEOUT_S)
+        problem = await self.llm_client.probe(CHECK_TIMEOUT_S)
         return Check(problem is None, problem or "answering")
 
 
