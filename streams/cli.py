@@ -92,23 +92,23 @@ def cli() -> None:
 @model_options(Settings, ALL_SETTINGS)
 def worker(**kwargs: Any) -> None:
     """Run the Faust worker: consume anchors, call the LLM, produce triplets and dead letters."""
-    from streams.worker.run import BrokerUnreachable, run_worker
+    from streams.worker.run import WorkerStartError, run_worker
 
     settings = settings_from(kwargs)
     try:
         run_worker(settings)
-    except BrokerUnreachable as exc:
+    except WorkerStartError as exc:
         fail(str(exc))
 
 
 @cli.command()
 @click.argument("source", default="-", metavar="[FILE|-]")
-@click.option("--format", "fmt", type=click.Choice(["txt", "jsonl", "csv"]), default=None,
+@click.option("--format", "fmt", type=click.Choice(["txt", "jsonl", "csv", "tsv"]), default=None,
               help="Input format (default: from the file extension; stdin is txt).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @model_options(Settings, KAFKA_SETTINGS + ("anchors_topic",))
 def publish(source: str, fmt: str | None, quiet: bool, **kwargs: Any) -> None:
-    """Publish anchors from a .txt (one a line), .jsonl or .csv file, or stdin (-)."""
+    """Publish anchors from a .txt (one a line), .jsonl, .csv or .tsv file, or stdin (-)."""
     import asyncio
 
     from streams.dataset.publish import PublishError, publish_records, read_anchor_file

@@ -9,6 +9,7 @@ from typing import Any
 
 import faust
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka import errors as kafka_errors
 from aiokafka.errors import TopicAlreadyExistsError
 
 from streams.settings import Settings
@@ -53,21 +54,36 @@ def faust_credentials(settings: Settings) -> Any:
     return None
 
 
+class TopicCreationError(RuntimeError):
+    """The broker refused to create a topic (authorisation, policy, replication factor...); exit code 1."""
+
+
 async def ensure_topics(settings: Settings, names: list[str]) -> list[str]:
-    """Create the topics that do not exist yet (with `topic_partitions`); returns those created."""
+    """Create the topics that do not exist yet (with `topic_partitions`); returns those this call created.
+
+    aiokafka returns the broker's per-topic error codes instead of raising: "already exists" (another worker
+    was quicker) is fine, any other code raises TopicCreationError naming the topic and the error.
+    """
     admin = AIOKafkaAdminClient(**aiokafka_kwargs(settings))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         missing = [n for n in dict.fromkeys(names) if n not in existing]
-        if missing:
-            try:
-                await admin.create_topics(
-                    [NewTopic(n, num_partitions=settings.topic_partitions,
-                             replication_factor=settings.topic_replicas) for n in missing]
-                )
-            except TopicAlreadyExistsError:  # created concurrently by another worker
-                pass
-        return missing
+        if not missing:
+            return []
+        response = await admin.create_topics(
+            [NewTopic(n, num_partitions=settings.topic_partitions, replication_factor=settings.topic_replicas)
+             for n in missing]
+        )
+        created, refused = [], []
+        for topic, code, *message in response.topic_errors:  # v0 has no message
+            if code == 0:
+                created.append(topic)
+            elif code != TopicAlreadyExistsError.errno:
+                detail = f" ({message[0]})" if message and message[0] else ""
+                refused.append(f"{topic}: {kafka_errors.for_code(code).__name__}{detail}")
+        if refused:
+            raise TopicCreationError(f"cannot create topic(s) on {settings.broker}: {'; '.join(refused)}")
+        return created
     finally:
         await admin.close()

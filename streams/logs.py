@@ -1,7 +1,9 @@
 """Logging: readable text by default, one JSON object per line with `PAIRSTREAM_LOG_FORMAT=json`.
 
-Secrets are redacted by a filter on every handler as a second line of defence:
-pairstream never formats a secret into a message, but a library might.
+Secrets are redacted from the final formatted line, traceback included, in both
+formats (and by a filter on the message, for handlers that format on their own) as
+a second line of defence: pairstream never formats a secret into a message, but a
+library or a server's error text might.
 """
 
 import logging
@@ -35,6 +37,16 @@ class RedactSecrets(logging.Filter):
         return True
 
 
+class TextFormatter(logging.Formatter):
+    """`asctime level logger: message`, then the traceback, all redacted."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -52,9 +64,7 @@ class JsonFormatter(logging.Formatter):
 def logging_config(level: str = "info", fmt: str = "text") -> dict[str, Any]:
     """A dictConfig for the whole process (Faust's worker takes it as `logging_config`)."""
     level = level.upper()
-    formatter = {"()": JsonFormatter} if fmt == "json" else {
-        "format": "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-    }
+    formatter = {"()": JsonFormatter if fmt == "json" else TextFormatter}
     return {
         "version": 1,
         "disable_existing_loggers": False,

@@ -5,6 +5,7 @@ flags from it, `docker-compose.yml` and `ops/` are checked against it by a test,
 and a bad value fails fast with the setting's name (exit code 2).
 """
 
+import typing
 from pathlib import Path
 from typing import Literal
 
@@ -147,5 +148,13 @@ def load_settings(**overrides) -> Settings:
         err = exc.errors()[0]
         field = str(err["loc"][0]) if err["loc"] else "?"
         # Never echo the input of a secret setting.
-        shown = "" if "key" in field or "password" in field else f" (got {err.get('input')!r})"
+        shown = "" if is_secret(field) else f" (got {err.get('input')!r})"
         raise SettingsError(f"{env_name(field)} / --{field.replace('_', '-')}: {err['msg']}{shown}") from None
+
+
+def is_secret(field: str) -> bool:
+    """A setting typed SecretStr (alone or optional); an unknown field counts as secret, to be safe."""
+    info = Settings.model_fields.get(field)
+    if info is None:
+        return True
+    return info.annotation is SecretStr or SecretStr in typing.get_args(info.annotation)

@@ -65,3 +65,23 @@ def test_cli_exits_2_on_bad_flag_and_hides_secret_values():
 
 def test_every_setting_has_a_description():
     assert all(f.description for f in Settings.model_fields.values())
+
+
+def test_whether_a_bad_value_is_echoed_follows_the_secret_type_not_the_name(monkeypatch):
+    """Review item: secrecy was decided by "key"/"password" in the field name. A secret named otherwise must
+    stay hidden, and a plain field whose name contains "key" is echoed like any other."""
+    from pydantic import Field, SecretStr
+
+    import streams.settings
+
+    class More(Settings):
+        webhook_token: SecretStr | None = Field(None, min_length=20, description="a secret named neither way")
+        sort_key: int = Field(0, description="not a secret despite its name")
+
+    monkeypatch.setattr(streams.settings, "Settings", More)
+    with pytest.raises(SettingsError) as hidden:
+        load_settings(webhook_token="tok-short-secret")
+    assert "PAIRSTREAM_WEBHOOK_TOKEN" in str(hidden.value) and "tok-short-secret" not in str(hidden.value)
+    with pytest.raises(SettingsError) as shown:
+        load_settings(sort_key="first")
+    assert "(got 'first')" in str(shown.value)

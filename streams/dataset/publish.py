@@ -1,4 +1,4 @@
-"""Read anchors from .txt / .jsonl / .csv / stdin and publish them to the anchors topic.
+"""Read anchors from .txt / .jsonl / .csv / .tsv / stdin and publish them to the anchors topic.
 
 Every line is checked against the anchor contract before anything is sent, so
 a typo in a file is reported with its line number instead of becoming a dead
@@ -21,7 +21,8 @@ from schemas import AnchorIn
 from streams.kafka import aiokafka_kwargs, ensure_topics
 from streams.settings import Settings
 
-FORMATS = ("txt", "jsonl", "csv")
+FORMATS = ("txt", "jsonl", "csv", "tsv")
+DELIMITERS = {"csv": ",", "tsv": "\t"}
 _BOOL_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
@@ -35,7 +36,7 @@ def detect_format(path: str, explicit: str | None) -> str:
     if explicit:
         return explicit
     suffix = Path(path).suffix.lower().lstrip(".")
-    return {"json": "jsonl", "ndjson": "jsonl", "tsv": "csv"}.get(suffix, suffix if suffix in FORMATS else "txt")
+    return {"json": "jsonl", "ndjson": "jsonl"}.get(suffix, suffix if suffix in FORMATS else "txt")
 
 
 def _csv_fields(row: dict[str, str]) -> dict:
@@ -49,25 +50,31 @@ def _csv_fields(row: dict[str, str]) -> dict:
                 continue
             fields[name] = _BOOL_WORDS.get(value.strip().lower(), value)
         elif name == "metadata":
-            fields[name] = orjson.loads(value) if value.strip() else None
+            fields[name] = orjson.loads(value) if value.strip() else None  # AnchorIn checks it is an object
         elif name in AnchorIn.model_fields:
             if value != "" or name == "anchor":
                 fields[name] = value
         else:
             extra[name] = value
     if extra:
-        fields["metadata"] = {**(fields.get("metadata") or {}), **extra}
+        metadata = fields.get("metadata") or {}
+        if not isinstance(metadata, dict):
+            raise ValueError(f"metadata must be a JSON object to take the extra columns {', '.join(extra)}, "
+                             f"got {type(metadata).__name__}")
+        fields["metadata"] = {**metadata, **extra}
     return fields
 
 
 def read_anchors(stream: TextIO, fmt: str) -> Iterator[tuple[int, dict | BadLine]]:
     """(line number, anchor fields) for every record, or a BadLine saying what is wrong."""
-    if fmt == "csv":
-        for n, row in enumerate(csv.DictReader(stream), start=2):
+    if fmt in DELIMITERS:
+        for n, row in enumerate(csv.DictReader(stream, delimiter=DELIMITERS[fmt]), start=2):
             try:
                 yield n, _csv_fields(row)
             except orjson.JSONDecodeError as exc:
                 yield n, BadLine(n, f"metadata is not JSON: {exc}")
+            except ValueError as exc:
+                yield n, BadLine(n, str(exc))
         return
     for n, line in enumerate(stream, start=1):
         text = line.rstrip("\r\n")

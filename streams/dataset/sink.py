@@ -4,22 +4,28 @@ Kafka offsets are committed only after every record consumed before them is in a
 complete, fsynced, indexed shard (`streams.dataset.store`), so a crash can redeliver but
 never lose; redelivered records are recognised by their id and dropped, across
 restarts. Shards close when they reach `shard_rows` or `shard_seconds` (also while
-the stream is quiet), and on a clean stop.
+the stream is quiet), and on a clean stop. A record the sink cannot read (a tombstone,
+not JSON, not a record) is kept in DIR/rejects/ with its offset and the reason, and
+committed past: one bad record never stops the dataset from growing.
 """
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Literal
 
 import orjson
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError
 from pydantic import BaseModel, Field, field_validator
 
 from streams.dataset.store import TRIPLET_COLUMNS, Dataset
 from streams.kafka import aiokafka_kwargs
 from streams.settings import Settings
+
+log = logging.getLogger("pairstream.sink")
 
 
 @dataclass
@@ -27,13 +33,14 @@ class ConsumeStats:
     triplets: int = 0  # rows written from the triplets topic (pairs included)
     dead_letters: int = 0
     duplicates: int = 0
+    rejects: int = 0  # records the sink could not read (kept in DIR/rejects/, committed past)
     shards: int = 0
     started: float = field(default_factory=time.monotonic)
 
     @property
     def seen(self) -> int:
-        """Records consumed, duplicates included."""
-        return self.triplets + self.dead_letters + self.duplicates
+        """Records consumed, duplicates and rejects included."""
+        return self.triplets + self.dead_letters + self.duplicates + self.rejects
 
     @property
     def elapsed(self) -> float:
@@ -45,7 +52,7 @@ class ConsumeStats:
 
     def summary(self, out_dir: Path) -> str:
         return (f"wrote {self.triplets} triplets, {self.dead_letters} dead letters, dropped {self.duplicates} "
-                f"duplicates, in {self.shards} shards, into {out_dir}")
+                f"duplicates, rejected {self.rejects} unreadable records, in {self.shards} shards, into {out_dir}")
 
 
 class SinkOptions(BaseModel):
@@ -91,62 +98,126 @@ async def consume(settings: Settings, out_dir: Path, options: SinkOptions | None
                   stop: asyncio.Event | None = None) -> ConsumeStats:
     """Consume until `options.limit` records (duplicates included), `options.idle_stop_s` seconds without
     records, or `stop`."""
-    options = options or SinkOptions()
-    limit, until_idle, group = options.limit, options.idle_stop_s, options.group_for(settings)
-    dataset = Dataset(out_dir, fmt=options.format, columns=options.columns, shard_rows=options.shard_rows,
-                      shard_seconds=options.shard_seconds)
-    topics = [settings.triplets_topic] + ([settings.dlq_topic] if options.dead_letters else [])
-    session_ms = int(settings.broker_session_timeout_s * 1000)
-    consumer = AIOKafkaConsumer(
-        *topics, **aiokafka_kwargs(settings), group_id=group, enable_auto_commit=False,
-        auto_offset_reset="earliest", session_timeout_ms=session_ms,
-        heartbeat_interval_ms=min(3000, session_ms // 4),
-    )
-    stats = ConsumeStats()
-    position: dict = {}  # partition -> next offset, for the records added so far
+    return await Sink(settings, out_dir, options or SinkOptions()).run(on_progress, stop)
 
-    async def checkpoint() -> None:
-        stats.shards += dataset.checkpoint()
-        if position:
-            await consumer.commit(dict(position))  # only now: everything added so far is durable
 
-    await consumer.start()
-    clean = False
+def read_record(value: bytes | None, is_dlq: bool) -> dict | str:
+    """The record in a message, or why the sink cannot use it (the message then becomes a reject)."""
+    if value is None:
+        return "tombstone (null value)"
     try:
-        last_record = time.monotonic()
-        while not (stop and stop.is_set()):
-            batch = await consumer.getmany(timeout_ms=500, max_records=1000)
-            if batch:
-                last_record = time.monotonic()
-            for tp, messages in batch.items():
-                is_dlq = tp.topic == settings.dlq_topic
-                for msg in messages:
-                    if not dataset.add(orjson.loads(msg.value), dead_letter=is_dlq):
-                        stats.duplicates += 1
-                    elif is_dlq:
-                        stats.dead_letters += 1
-                    else:
-                        stats.triplets += 1
-                    position[tp] = msg.offset + 1
-                    if dataset.due():  # a full shard closes at once, mid-batch
-                        await checkpoint()
-            if dataset.due():  # an old shard closes while the stream is quiet
-                await checkpoint()
-            if on_progress:
-                on_progress(stats)
-            if limit is not None and stats.seen >= limit:
-                break
-            if not batch and until_idle is not None and time.monotonic() - last_record >= until_idle:
-                break
-        await checkpoint()
-        clean = True
-    finally:
-        if clean:
-            dataset.close()
+        record = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        return f"not JSON: {exc}"
+    if not isinstance(record, dict):
+        return f"not a JSON object: {type(record).__name__}"
+    needed = ("error",) if is_dlq else ("id", "anchor", "positive")
+    missing = [name for name in needed if not record.get(name)]
+    if missing:
+        return f"not a {'dead-letter' if is_dlq else 'triplet'} record: no {', '.join(missing)}"
+    if not isinstance(record.get("id", ""), (str, type(None))):
+        return "not a record: its id is not a string"
+    return record
+
+
+class Sink(ConsumerRebalanceListener):
+    """One `pairstream consume`: a consumer-group member writing into one dataset directory.
+
+    Offsets are committed only for what is durable, and only for partitions this member owns: when a
+    rebalance takes partitions away, everything added so far is made durable and committed first (the new
+    owner starts after it, so nothing is written twice), then their positions are forgotten.
+    """
+
+    def __init__(self, settings: Settings, out_dir: Path, options: SinkOptions):
+        self.settings = settings
+        self.options = options
+        self.dataset = Dataset(out_dir, fmt=options.format, columns=options.columns, shard_rows=options.shard_rows,
+                               shard_seconds=options.shard_seconds)
+        self.topics = [settings.triplets_topic] + ([settings.dlq_topic] if options.dead_letters else [])
+        session_ms = int(settings.broker_session_timeout_s * 1000)
+        self.consumer = AIOKafkaConsumer(
+            **aiokafka_kwargs(settings), group_id=options.group_for(settings), enable_auto_commit=False,
+            auto_offset_reset="earliest", session_timeout_ms=session_ms,
+            heartbeat_interval_ms=min(3000, session_ms // 4),
+        )
+        self.stats = ConsumeStats()
+        self.position: dict[TopicPartition, int] = {}  # next offset per owned partition, for records added so far
+        self.owned: set[TopicPartition] = set()
+        self.closed = False
+
+    # -- rebalances (ConsumerRebalanceListener) ------------------------------------------------------------
+    async def on_partitions_revoked(self, revoked) -> None:
+        if self.closed or not revoked:
+            return
+        await self.checkpoint()  # everything added so far becomes durable, and committed while still owned
+        self.owned -= set(revoked)
+        for tp in revoked:
+            self.position.pop(tp, None)
+
+    async def on_partitions_assigned(self, assigned) -> None:
+        self.owned = set(assigned)
+
+    # -- the loop ------------------------------------------------------------------------------------------
+    async def checkpoint(self) -> None:
+        self.stats.shards += self.dataset.checkpoint()
+        self.position = {tp: offset for tp, offset in self.position.items() if tp in self.owned}
+        if self.position:
+            try:
+                await self.consumer.commit(dict(self.position))  # only now: everything added so far is durable
+            except (CommitFailedError, IllegalStateError) as exc:  # a rebalance began meanwhile
+                log.warning("commit refused (%s); the partitions still owned are committed at the next shard", exc)
+
+    def add(self, tp: TopicPartition, msg) -> None:
+        is_dlq = tp.topic == self.settings.dlq_topic
+        record = read_record(msg.value, is_dlq)
+        if isinstance(record, str):
+            added = self.dataset.reject(tp.topic, tp.partition, msg.offset, record, msg.value)
+            self.stats.rejects += added
         else:
-            dataset.abort()  # not committed: the open shards' records are redelivered
-        await consumer.stop()
-    return stats
+            added = self.dataset.add(record, dead_letter=is_dlq)
+            if added and is_dlq:
+                self.stats.dead_letters += 1
+            elif added:
+                self.stats.triplets += 1
+        self.stats.duplicates += not added
+        self.position[tp] = msg.offset + 1
+
+    async def run(self, on_progress: Callable[[ConsumeStats], None] | None, stop: asyncio.Event | None) -> ConsumeStats:
+        limit, until_idle = self.options.limit, self.options.idle_stop_s
+        self.consumer.subscribe(self.topics, listener=self)
+        await self.consumer.start()
+        clean = False
+        try:
+            last_record = time.monotonic()
+            while not (stop and stop.is_set()):
+                batch = await self.consumer.getmany(timeout_ms=500, max_records=1000)
+                if batch:
+                    last_record = time.monotonic()
+                for tp, messages in batch.items():
+                    for msg in messages:
+                        if tp not in self.owned:
+                            break  # revoked while this batch was being written: its new owner reads it
+                        self.add(tp, msg)
+                        if self.dataset.due():  # a full shard closes at once, mid-batch
+                            await self.checkpoint()
+                if self.dataset.due():  # an old shard closes while the stream is quiet
+                    await self.checkpoint()
+                if on_progress:
+                    on_progress(self.stats)
+                if limit is not None and self.stats.seen >= limit:
+                    break
+                if not batch and until_idle is not None and time.monotonic() - last_record >= until_idle:
+                    break
+            await self.checkpoint()
+            clean = True
+        finally:
+            self.closed = True
+            if clean:
+                self.dataset.close()
+            else:
+                self.dataset.abort()  # not committed: the open shards' records are redelivered
+            await self.consumer.stop()
+        return self.stats
 
 
 def run_sink(settings: Settings, out_dir: Path, options: SinkOptions,

@@ -4,6 +4,8 @@
     DIR/triplets-000002.jsonl        load_dataset("json", data_files="DIR/*.jsonl")
     DIR/pairs/pairs-000003.jsonl   pair records, when --columns asks for the sentence-transformers layout
     DIR/dead_letters/...           with --dead-letters (always JSONL)
+    DIR/rejects/...                records the sink could not read (tombstones, not JSON, not a record), with
+                                     their topic, partition, offset and the reason (always JSONL)
     DIR/manifest.json              shards, rows, format, columns (rewritten atomically)
     DIR/.pairstream/index.sqlite   every record id in a complete shard, and the shard list
     DIR/.pairstream/*.tmp          shards being written; no glob for *.jsonl or *.parquet matches them
@@ -16,149 +18,25 @@ redelivered) or a renamed shard missing from the index (deleted on start, likewi
 never a half-written shard or a record in two shards.
 """
 
+import base64
 import os
-import sqlite3
 import time
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import orjson
 
+from streams.dataset.index import IdIndex, utc_now
+from streams.dataset.shard import Shard
+
 TRIPLET_COLUMNS = ("anchor", "positive", "negative")
 FORMATS = ("jsonl", "parquet")
+FAMILIES = ("triplets", "pairs", "dead_letters", "rejects")
+REJECT_MAX_BYTES = 65536  # of the unreadable value kept in a reject
 
 
 class DatasetError(Exception):
     """DIR cannot be used as asked (for example: it holds shards of another format)."""
-
-
-def _utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-class IdIndex:
-    """SQLite: ids of every record in a complete shard, the shard list, and the directory's settings."""
-
-    def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.executescript("""
-            CREATE TABLE IF NOT EXISTS ids (id TEXT PRIMARY KEY) WITHOUT ROWID;
-            CREATE TABLE IF NOT EXISTS shards (seq INTEGER PRIMARY KEY, name TEXT UNIQUE, family TEXT, rows INTEGER,
-                                               created TEXT);
-            CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
-        """)
-
-    def contains(self, record_id: str) -> bool:
-        return self.db.execute("SELECT 1 FROM ids WHERE id = ?", (record_id,)).fetchone() is not None
-
-    def meta(self, key: str) -> str | None:
-        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return row[0] if row else None
-
-    def set_meta(self, key: str, value: str) -> None:
-        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
-
-    def next_seq(self) -> int:
-        return (self.db.execute("SELECT MAX(seq) FROM shards").fetchone()[0] or 0) + 1
-
-    def add_shard(self, seq: int, name: str, family: str, ids: Iterable[str], rows: int) -> None:
-        """One transaction: the shard and all its ids become known together, or neither does."""
-        created = _utc_now()
-        with self.db:
-            self.db.execute("BEGIN")
-            self.db.executemany("INSERT OR IGNORE INTO ids VALUES (?)", ((i,) for i in ids))
-            self.db.execute("INSERT INTO shards VALUES (?, ?, ?, ?, ?)", (seq, name, family, rows, created))
-
-    def shards(self) -> list[dict[str, Any]]:
-        rows = self.db.execute("SELECT name, family, rows, created FROM shards ORDER BY seq").fetchall()
-        return [{"name": n, "family": f, "rows": r, "created": c} for n, f, r, c in rows]
-
-    def close(self) -> None:
-        self.db.close()
-
-
-def parquet_schema(columns: tuple[str, ...] | None):
-    """A fixed Arrow schema, so every shard has the same types.
-
-    `metadata` (a free-form object) is stored as a JSON string, `generated_at` as a UTC timestamp.
-    """
-    import pyarrow as pa
-
-    full = {
-        "id": pa.string(), "anchor": pa.string(), "positive": pa.string(), "negative": pa.string(),
-        "model_name": pa.string(), "action": pa.string(), "triplet": pa.bool_(), "hard_negative": pa.bool_(),
-        "context": pa.string(), "metadata": pa.string(),
-        "usage": pa.struct([("prompt_tokens", pa.int64()), ("completion_tokens", pa.int64())]),
-        "attempts": pa.int64(), "latency_ms": pa.float64(), "generated_at": pa.timestamp("us", tz="UTC"),
-        "source": pa.struct([("topic", pa.string()), ("partition", pa.int64()), ("offset", pa.int64())]),
-        "schema_version": pa.int64(),
-    }
-    names = columns or tuple(full)
-    return pa.schema([(n, full[n]) for n in names])
-
-
-class Shard:
-    """One shard being written to a temp file; `finish()` makes it complete and visible."""
-
-    def __init__(self, seq: int, tmp_dir: Path, final: Path, fmt: str, columns: tuple[str, ...] | None):
-        self.seq = seq
-        self.final = final
-        self.tmp = tmp_dir / f"{final.name}.tmp"
-        self.columns = columns
-        self.ids: list[str] = []
-        self.opened = time.monotonic()
-        self._rows: list[dict[str, Any]] = []  # parquet: written at finish (bounded by --shard-rows)
-        self._file = open(self.tmp, "wb") if fmt == "jsonl" else None
-
-    def add(self, record_id: str, row: dict[str, Any]) -> None:
-        self.ids.append(record_id)
-        if self._file is not None:
-            self._file.write(orjson.dumps(row) + b"\n")
-        else:
-            row = dict(row)
-            if row.get("metadata") is not None:
-                row["metadata"] = orjson.dumps(row["metadata"]).decode()
-            if isinstance(row.get("generated_at"), str):
-                row["generated_at"] = datetime.fromisoformat(row["generated_at"].replace("Z", "+00:00"))
-            self._rows.append(row)
-
-    @property
-    def rows(self) -> int:
-        return len(self.ids)
-
-    def finish(self) -> None:
-        if self._file is not None:
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self._file.close()
-        else:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
-            table = pa.Table.from_pylist(self._rows, schema=parquet_schema(self.columns))
-            pq.write_table(table, self.tmp)
-            with open(self.tmp, "rb") as f:
-                os.fsync(f.fileno())
-        self.final.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(self.tmp, self.final)
-        _fsync_dir(self.final.parent)
-
-    def discard(self) -> None:
-        if self._file is not None:
-            self._file.close()
-        self.tmp.unlink(missing_ok=True)
 
 
 class Dataset:
@@ -180,7 +58,7 @@ class Dataset:
         self._recover()
         self.open: dict[str, Shard] = {}
         self.pending_ids: set[str] = set()  # ids in open shards
-        self.written = {"triplets": 0, "pairs": 0, "dead_letters": 0}
+        self.written = dict.fromkeys(FAMILIES, 0)
         self.duplicates = 0
         self.shards_written = 0
 
@@ -194,7 +72,7 @@ class Dataset:
                 raise DatasetError(f"{self.dir} holds a dataset with {key} {have!r}; asked for {value!r}")
 
     def _format_of(self, family: str) -> str:
-        return "jsonl" if family == "dead_letters" else self.fmt
+        return self.fmt if family in ("triplets", "pairs") else "jsonl"
 
     @staticmethod
     def _folder(family: str) -> str:
@@ -209,7 +87,7 @@ class Dataset:
         for tmp in self.state_dir.glob("*.tmp"):
             tmp.unlink()
         known = {s["name"] for s in self.index.shards()}
-        for family in ("triplets", "pairs", "dead_letters"):
+        for family in FAMILIES:
             for f in (self.dir / self._folder(family)).glob("*-[0-9][0-9][0-9][0-9][0-9][0-9].*"):
                 if f.suffix in (".jsonl", ".parquet") and f.name not in known:
                     f.unlink()
@@ -223,7 +101,7 @@ class Dataset:
         return "triplets"
 
     def columns_of(self, family: str) -> tuple[str, ...] | None:
-        if family == "dead_letters" or not self.columns:
+        if family not in ("triplets", "pairs") or not self.columns:
             return None
         return tuple(c for c in self.columns if not (family == "pairs" and c == "negative"))
 
@@ -233,8 +111,23 @@ class Dataset:
 
     def add(self, record: dict[str, Any], *, dead_letter: bool = False) -> bool:
         """Add one record; False (and counted) if its id is already in the dataset."""
+        return self._add(record, self.family_of(record, dead_letter))
+
+    def reject(self, topic: str, partition: int, offset: int, reason: str, value: bytes | None) -> bool:
+        """Keep a record the sink could not read, with where it came from and why; False if already kept."""
+        raw = value[:REJECT_MAX_BYTES] if value is not None else None
+        try:
+            text, encoding = (raw.decode("utf-8"), "utf-8") if raw is not None else (None, None)
+        except UnicodeDecodeError:
+            text, encoding = base64.b64encode(raw).decode(), "base64"
+        record = {"id": f"reject:{topic}:{partition}:{offset}", "reason": reason,
+                  "source": {"topic": topic, "partition": partition, "offset": offset},
+                  "value": text, "value_encoding": encoding, "value_bytes": None if value is None else len(value),
+                  "value_truncated": value is not None and len(value) > REJECT_MAX_BYTES, "rejected_at": utc_now()}
+        return self._add(record, "rejects")
+
+    def _add(self, record: dict[str, Any], family: str) -> bool:
         rid = record.get("id")
-        family = self.family_of(record, dead_letter)
         if rid and (rid in self.pending_ids or self.index.contains(rid)):
             self.duplicates += 1
             return False
@@ -280,7 +173,7 @@ class Dataset:
             "shards": [{**s, "path": str(Path(self._folder(s["family"])) / s["name"])} for s in shards],
             "load": f'datasets.load_dataset("{"json" if self.fmt == "jsonl" else "parquet"}", '
                     f'data_files="{self.dir}/*.{self.fmt}", split="train")',
-            "updated_at": _utc_now(),
+            "updated_at": utc_now(),
         }
         tmp = self.state_dir / "manifest.json.tmp"
         tmp.write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))

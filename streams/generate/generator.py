@@ -155,9 +155,9 @@ class Generator:
                 response = await self._limited_chat(request)
             except LLMError as exc:
                 if exc.outage:
-                    self.gate.failure(exc.kind)
+                    self.gate.failure(exc.kind, probe=is_probe)
                 else:
-                    self.gate.success()
+                    self.gate.success(probe=is_probe)
                 if not exc.retryable or retry == self.retry.max_retries:
                     if exc.retryable:
                         exc.args = (f"{exc} (gave up after {retry + 1} tries)",)
@@ -169,7 +169,7 @@ class Generator:
                 if is_probe:
                     self.gate.probe_abandoned()
                 raise
-            self.gate.success()
+            self.gate.success(probe=is_probe)
             if response.usage:
                 tally.prompt_tokens += response.usage.prompt_tokens
                 tally.completion_tokens += response.usage.completion_tokens

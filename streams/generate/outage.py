@@ -5,7 +5,9 @@ retries in seconds and becomes a dead letter, and the worker moves on to the nex
 anchors and does the same: an outage floods the dead-letter topic. With it, after
 `failures_to_open` consecutive outage errors (connection refused, timeout, 5xx) all
 requests hold before sending; one probe goes out after a cooldown that doubles up
-to `max_cooldown_s`, and the first success lets everyone through again. Held
+to `max_cooldown_s`, and its success lets everyone through again. While the gate
+is open only the probe's own result moves it: requests sent before it opened may
+still answer or fail, and must not reset the probe or stretch the cool-down. Held
 anchors stay in the agent, which holds at most twice the concurrency, so it stops
 pulling and the consumer pauses: an outage slows the worker down instead of failing anchors. Only
 requests that are actually sent spend retries.
@@ -57,8 +59,13 @@ class OutageGate:
         """The probe was cancelled before it got an answer (shutdown): let another request probe."""
         self.probing = False
 
-    def success(self) -> None:
-        """The backend answered (any answer that is not an outage error, including a 4xx)."""
+    def success(self, probe: bool = False) -> None:
+        """The backend answered (any answer that is not an outage error, including a 4xx).
+
+        `probe`: this was the probe's answer. While the gate is open, other answers are stale and ignored.
+        """
+        if self.is_open and not probe:
+            return
         self.consecutive_failures = 0
         if self.is_open:
             log.warning("LLM backend is back after %.1fs; resuming requests", self.clock() - self.opened_at)
@@ -67,17 +74,21 @@ class OutageGate:
             self.cooldown_s = self.base_cooldown_s
             self._closed.set()
 
-    def failure(self, reason: str) -> None:
-        """An outage error: connection refused or reset, timeout, or HTTP 5xx."""
+    def failure(self, reason: str, probe: bool = False) -> None:
+        """An outage error: connection refused or reset, timeout, or HTTP 5xx.
+
+        `probe`: this was the probe's failure. While the gate is open, other failures are stale and ignored.
+        """
+        if self.is_open and not probe:
+            return
         self.consecutive_failures += 1
         if self.failures_to_open <= 0:
             return
         now = self.clock()
-        if self.is_open:
-            if self.probing:  # the probe failed: wait longer before the next one
-                self.probing = False
-                self.cooldown_s = min(self.max_cooldown_s, self.cooldown_s * 2)
-                self.open_until = now + self.cooldown_s
+        if self.is_open:  # the probe failed: wait longer before the next one
+            self.probing = False
+            self.cooldown_s = min(self.max_cooldown_s, self.cooldown_s * 2)
+            self.open_until = now + self.cooldown_s
         elif self.consecutive_failures >= self.failures_to_open:
             self.opened_at = now
             self.open_until = now + self.cooldown_s

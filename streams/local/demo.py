@@ -14,7 +14,7 @@ from pathlib import Path
 
 from streams.dataset.publish import load_anchor_file, publish
 from streams.dataset.sink import ConsumeStats, SinkOptions, consume
-from streams.kafka import ensure_topics
+from streams.kafka import TopicCreationError, ensure_topics
 from streams.local.broker import BrokerError, EmbeddedBroker
 from streams.local.model_server import MODEL_ALIAS, ModelServer, ModelServerError
 from streams.local.processes import ProcessError, start_worker, stop_process, worker_env
@@ -88,7 +88,7 @@ def run_demo(settings: Settings, records: list[tuple[bytes | None, bytes]], *, o
     """Run the whole job for `records` (from `load_anchors`); children are stopped whatever happens."""
     try:
         return _run(settings, records, out_dir=out_dir, timeout=timeout, on_progress=on_progress, log=log)
-    except (BrokerError, ModelServerError, ProcessError) as exc:
+    except (BrokerError, ModelServerError, ProcessError, TopicCreationError) as exc:
         raise DemoError(str(exc)) from exc
 
 

@@ -27,6 +27,7 @@ class Outcome:
     stage: str | None = None  # dead letters only
     error_kind: str | None = None
     reason: str | None = None  # the error message, for the dead-letter log line
+    attempts: int = 0  # generation attempts this anchor took (kept if producing the triplet fails)
 
 
 def now_utc() -> datetime:
@@ -65,7 +66,8 @@ class AnchorProcessor:
             generated_at=now_utc(),
             source=source,
         )
-        return Outcome("triplet", self.settings.triplets_topic, decoded.id.encode(), record.model_dump_json().encode())
+        return Outcome("triplet", self.settings.triplets_topic, decoded.id.encode(), record.model_dump_json().encode(),
+                       attempts=result.attempts)
 
     def dead_letter(self, raw: bytes | None, source: Source, record_id: str | None, stage: str, kind: str,
                     message: str, attempts: int, last_output: str | None = None) -> Outcome:
@@ -85,9 +87,10 @@ class AnchorProcessor:
         )
         key = record_id.encode() if record_id else None
         return Outcome("dead_letter", self.settings.dlq_topic, key, letter.model_dump_json().encode(), stage, kind,
-                       message[:300])
+                       message[:300], attempts)
 
     def produce_failure(self, outcome: Outcome, raw: bytes | None, source: Source, exc: BaseException) -> Outcome:
         """The dead letter for a triplet the broker refused (for example: too large)."""
         rid = outcome.key.decode() if outcome.key else None
-        return self.dead_letter(raw, source, rid, "produce", type(exc).__name__, f"producing the triplet failed: {exc}", 0)
+        return self.dead_letter(raw, source, rid, "produce", type(exc).__name__, f"producing the triplet failed: {exc}",
+                                outcome.attempts)

@@ -2,13 +2,13 @@
 
 import asyncio
 
-from streams.kafka import ensure_topics
+from streams.kafka import TopicCreationError, ensure_topics
 from streams.logs import configure_logging, logging_config
 from streams.settings import Settings
 
 
-class BrokerUnreachable(RuntimeError):
-    """The topics could not be checked or created: the broker is down or refuses us (exit code 1)."""
+class WorkerStartError(RuntimeError):
+    """The topics could not be checked or created: the broker is down or refused them (exit code 1)."""
 
 
 def run_worker(settings: Settings) -> None:
@@ -21,8 +21,10 @@ def run_worker(settings: Settings) -> None:
     configure_logging(settings.log_level, settings.log_format)
     try:
         asyncio.run(ensure_topics(settings, [settings.anchors_topic, settings.triplets_topic, settings.dlq_topic]))
+    except TopicCreationError as exc:
+        raise WorkerStartError(str(exc)) from exc
     except Exception as exc:
-        raise BrokerUnreachable(f"cannot reach the broker at {settings.broker}: {exc}") from exc
+        raise WorkerStartError(f"cannot reach the broker at {settings.broker}: {exc}") from exc
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     asyncio.set_event_loop(asyncio.new_event_loop())
     app = create_app(settings)

@@ -39,3 +39,21 @@ def test_csv_columns_map_to_fields_and_extra_columns_to_metadata():
     (key, value), = encoded(text, "csv")
     assert orjson.loads(value) == {"anchor": "Hello there.", "triplet": False, "hard_negative": True,
                                    "metadata": {"source": "web"}}
+
+
+def test_tsv_is_read_with_a_tab_delimiter():
+    """Review item: .tsv went to the CSV reader with a comma delimiter (one column, the commas inside it)."""
+    assert detect_format("a.tsv", None) == "tsv"
+    text = "anchor\tsource\tid\nHello, world.\tweb\tt-1\nA second, comma-rich line.\tbook\tt-2\n"
+    out = encoded(text, "tsv")
+    assert [orjson.loads(v) for _, v in out] == [
+        {"anchor": "Hello, world.", "id": "t-1", "metadata": {"source": "web"}},
+        {"anchor": "A second, comma-rich line.", "id": "t-2", "metadata": {"source": "book"}}]
+
+
+def test_csv_metadata_that_is_not_an_object_with_extra_columns_is_a_line_numbered_error():
+    """Review item: a JSON list in `metadata` plus an extra column raised an uncaught TypeError."""
+    text = 'anchor,metadata,source\nFine.,"{""a"": 1}",web\nNot fine.,"[1, 2]",web\n'
+    out = encoded(text, "csv")
+    assert orjson.loads(out[0][1])["metadata"] == {"a": 1, "source": "web"}
+    assert isinstance(out[1], BadLine) and out[1].line == 3 and "metadata" in out[1].message

@@ -98,3 +98,74 @@ def test_parquet_in_the_sentence_transformers_layout(broker, names, pairstream_e
 
     other = consume(out, "--until-idle", "1", env=pairstream_env, timeout=60)
     assert other.returncode == 2 and "format" in other.stderr  # a dataset keeps its format
+
+
+def test_unreadable_records_become_rejects_and_the_sink_keeps_going(broker, names, pairstream_env, tmp_path):
+    """Review item: one tombstone or non-JSON value made `pairstream consume` crash on it forever (its offset
+    was never committed). Now it is kept in DIR/rejects/ with where it came from and why, and committed past."""
+    texts = stsb_sentences(6)
+    bad = [None, b"\xff\xfe not json", b"[1, 2, 3]", orjson.dumps({"id": "no-positive", "anchor": "x"})]
+    values = [triplet(i, texts[i]) for i in range(3)] + bad + [triplet(i, texts[i]) for i in range(3, 6)]
+    produce(broker, names["triplets"], values, keys=[f"k{i}".encode() for i in range(len(values))], partition=0)
+    out = tmp_path / "ds"
+    done = consume(out, "--until-idle", "2", env=pairstream_env)
+    assert done.returncode == 0, done.stderr
+    assert "wrote 6 triplets" in done.stdout and "rejected 4 unreadable records" in done.stdout
+    rows = [orjson.loads(x) for f in out.glob("*.jsonl") for x in f.read_bytes().splitlines()]
+    assert sorted(r["id"] for r in rows) == [f"rec-{i}" for i in range(6)]
+    rejects = sorted((orjson.loads(x) for f in (out / "rejects").glob("*.jsonl") for x in f.read_bytes().splitlines()),
+                     key=lambda r: r["source"]["offset"])
+    assert [r["source"] for r in rejects] == [{"topic": names["triplets"], "partition": 0, "offset": o}
+                                              for o in (3, 4, 5, 6)]
+    assert [r["reason"].split(":")[0] for r in rejects] == [
+        "tombstone (null value)", "not JSON", "not a JSON object", "not a triplet record"]
+    assert rejects[1]["value_encoding"] == "base64" and rejects[3]["value_encoding"] == "utf-8"
+
+    again = consume(out, "--until-idle", "2", env=pairstream_env)  # committed past them: nothing to redo
+    assert again.returncode == 0 and "wrote 0 triplets" in again.stdout and "rejected 0" in again.stdout
+
+
+def test_two_sinks_in_one_group_rebalance_mid_stream_and_write_each_id_once(broker, names, pairstream_env, tmp_path):
+    """Review item: positions of revoked partitions were kept, so `commit()` raised once a second sink joined
+    the group. Two sinks share a group, the second joins mid-stream: together their datasets hold exactly the
+    produced ids, none twice, none missing (on revocation the first commits what is durable, then lets go)."""
+    texts = stsb_sentences(1651)
+    produced: list[int] = []
+    stop = threading.Event()
+
+    def trickle():  # the stream keeps flowing through the rebalance
+        i = 0
+        while not stop.is_set() and i < 20_000:
+            produce(broker, names["triplets"], [triplet(j, texts[j % len(texts)]) for j in range(i, i + 40)])
+            produced.extend(range(i, i + 40))
+            i += 40
+            time.sleep(0.05)
+
+    producer = threading.Thread(target=trickle)
+    producer.start()
+    sinks = []
+    try:
+        first = spawn_cli("consume", "--out", str(tmp_path / "a"), "--quiet", "--group", "shared", "--shard-rows",
+                          "200", "--until-idle", "6", env=pairstream_env, log=tmp_path / "a.log")
+        sinks.append(first)
+        wait_until(lambda: len(list((tmp_path / "a").glob("*.jsonl"))) >= 2, 60, "the first sink's shards")
+        second = spawn_cli("consume", "--out", str(tmp_path / "b"), "--quiet", "--group", "shared", "--shard-rows",
+                           "200", "--until-idle", "6", env=pairstream_env, log=tmp_path / "b.log")
+        sinks.append(second)
+        wait_until(lambda: list((tmp_path / "b").glob("*.jsonl")), 60, "the second sink's shards")
+        time.sleep(2)  # both own partitions while the stream goes on
+    finally:
+        stop.set()
+        producer.join()
+    codes = [p.wait(120) for p in sinks]
+    logs = [(tmp_path / n).read_text() for n in ("a.log", "b.log")]
+    assert codes == [0, 0], logs
+
+    def ids(folder):
+        return [orjson.loads(x)["id"] for f in (tmp_path / folder).glob("*.jsonl") for x in f.read_bytes().splitlines()]
+
+    a, b = ids("a"), ids("b")
+    assert a and b, "both sinks should have written records"
+    assert len(a) == len(set(a)) and len(b) == len(set(b))
+    assert not set(a) & set(b), f"{len(set(a) & set(b))} ids written by both sinks"
+    assert set(a) | set(b) == {f"rec-{i}" for i in produced}

@@ -43,20 +43,21 @@ async def test_gate_opens_after_consecutive_failures_and_probes_with_doubling_co
     await asyncio.sleep(0.1)
     assert not second.done()  # only one probe at a time
 
-    gate.failure("connection")  # the probe failed: next probe after 2 s, then 4 s (the cap)
+    gate.failure("connection", probe=True)  # the probe failed: next probe after 2 s, then 4 s (the cap)
     assert gate.open_until == clock.now + 2
     clock.now += 2
     assert await asyncio.wait_for(second, 2) is True
-    gate.failure("connection")
+    gate.failure("connection", probe=True)
     assert gate.open_until == clock.now + 4
     clock.now += 4
     assert await gate.wait() is True
-    gate.failure("connection")
-    assert gate.open_until == clock.now + 4
-
+    gate.failure("connection", probe=True)
+    assert gate.open_until == clock.now + 4  # capped
+    clock.now += 4
+    assert await gate.wait() is True
     held = [asyncio.ensure_future(gate.wait()) for _ in range(3)]
     await asyncio.sleep(0.05)
-    gate.success()  # backend is back: everybody goes
+    gate.success(probe=True)  # the probe answered: the backend is back, everybody goes
     assert await asyncio.wait_for(asyncio.gather(*held), 2) == [False, False, False]
     assert not gate.is_open and gate.cooldown_s == 1
 
@@ -104,3 +105,27 @@ async def test_outage_holds_requests_instead_of_spending_retries(fake_llm):
     assert gen.gate.outages == 1
     # the 8 first tries fail, then about one probe a second during the outage
     assert 8 <= failed <= 8 + 5, failed
+
+
+async def test_only_the_probes_own_result_moves_an_open_gate():
+    """Review item: a stale request (sent before the gate opened) failing after it opened reset the probe
+    state and doubled the cool-down, so a second probe could go out while the first was in flight."""
+    clock = Clock()
+    gate = OutageGate(failures_to_open=1, cooldown_s=1, max_cooldown_s=30, clock=clock)
+    gate.failure("connection")
+    assert gate.is_open
+    clock.now += 1
+    assert await gate.wait() is True  # the probe goes out
+    gate.failure("timeout")  # a stale request fails while the probe is in flight
+    gate.success()  # and another stale one answers: neither is the probe
+    assert gate.is_open and gate.probing and gate.cooldown_s == 1
+    second = asyncio.ensure_future(gate.wait())
+    clock.now += 10
+    await asyncio.sleep(0.1)
+    assert not second.done(), "a second probe went out while the first was in flight"
+    gate.failure("connection", probe=True)  # the probe's own failure: cool-down doubles, next probe may go
+    assert gate.cooldown_s == 2 and gate.open_until == clock.now + 2
+    clock.now += 2
+    assert await asyncio.wait_for(second, 2) is True
+    gate.success(probe=True)
+    assert not gate.is_open and gate.cooldown_s == 1

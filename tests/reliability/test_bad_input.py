@@ -91,4 +91,5 @@ def test_triplet_too_large_for_the_topic_becomes_a_produce_dead_letter(broker, n
     assert not acc.lost and [t["anchor"] for t in acc.triplets] == ["The anchor after it."]
     (letter,) = acc.dead_letters
     assert (letter["id"], letter["stage"], letter["raw_truncated"], letter["raw_bytes"]) == ("huge", "produce", True, len(huge))
+    assert letter["attempts"] == 1  # the triplet took one request before the broker refused it
     assert "producing the triplet failed" in letter["error"]["message"]
