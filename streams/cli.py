@@ -188,7 +188,12 @@ def broker(port: int | None, host: str, cert: Path | None, key: Path | None) -> 
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("data/demo"),
               show_default=True, help="Dataset directory.")
 @click.option("--timeout", type=float, default=1800, show_default=True, help="Give up after this many seconds.")
-def demo(anchors_file: Path | None, limit: int | None, out_dir: Path, timeout: float) -> None:
+@click.option("--slots", type=click.IntRange(min=1), default=None,
+              help="Requests the local model server decodes together (default: 4 per core).")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="CPU threads of the local model server (default: the cores this process may use).")
+def demo(anchors_file: Path | None, limit: int | None, out_dir: Path, timeout: float, slots: int | None,
+         threads: int | None) -> None:
     """The whole job on embedded defaults: broker, local model, worker, publish, consume, summary."""
     from streams.local.demo import DemoError, load_anchors, run_demo
 
@@ -207,7 +212,8 @@ def demo(anchors_file: Path | None, limit: int | None, out_dir: Path, timeout: f
 
     try:
         records = load_anchors(anchors_file, limit)
-        result = run_demo(settings, records, out_dir=out_dir, timeout=timeout, on_progress=show, log=log_line)
+        result = run_demo(settings, records, out_dir=out_dir, timeout=timeout, on_progress=show, log=log_line,
+                          slots=slots, threads=threads)
     except DemoError as exc:
         progress.stop()
         fail(str(exc))

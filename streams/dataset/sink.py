@@ -12,6 +12,7 @@ committed past: one bad record never stops the dataset from growing.
 import asyncio
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Literal
@@ -36,6 +37,7 @@ class ConsumeStats:
     rejects: int = 0  # records the sink could not read (kept in DIR/rejects/, committed past)
     shards: int = 0
     started: float = field(default_factory=time.monotonic)
+    models: Counter = field(default_factory=Counter)  # triplets written per `model_name`
 
     @property
     def seen(self) -> int:
@@ -179,6 +181,7 @@ class Sink(ConsumerRebalanceListener):
                 self.stats.dead_letters += 1
             elif added:
                 self.stats.triplets += 1
+                self.stats.models[str(record.get("model_name"))] += 1
         self.stats.duplicates += not added
         self.position[tp] = msg.offset + 1
 

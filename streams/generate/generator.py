@@ -55,6 +55,12 @@ class Generated:
     attempts: int
 
 
+def served_model_name(name: str | None) -> str | None:
+    """The model name a server reported, or None for a placeholder (llama.cpp answers "-" without an alias)."""
+    name = (name or "").strip()
+    return None if name in ("", "-") else name
+
+
 @dataclass
 class GenerationFailure:
     stage: str  # "llm" or "parse"
@@ -175,7 +181,7 @@ class Generator:
                 tally.completion_tokens += response.usage.completion_tokens
                 self.metrics.llm_tokens.labels("prompt").inc(response.usage.prompt_tokens)
                 self.metrics.llm_tokens.labels("completion").inc(response.usage.completion_tokens)
-            tally.model_name = response.model or tally.model_name
+            tally.model_name = served_model_name(response.model) or tally.model_name
             return response
         raise AssertionError("unreachable")
 

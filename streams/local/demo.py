@@ -1,23 +1,28 @@
 """`pairstream demo`: the whole job on this machine with embedded defaults.
 
 Starts the embedded broker and (unless `PAIRSTREAM_LLM_BASE_URL` is set) a real
-small model behind `python -m llama_cpp.server`, runs a worker subprocess
-against them, publishes the anchors, consumes the results into a dataset and
-prints a summary. Every child process is stopped on exit and on Ctrl-C.
+small model on llama.cpp's server (`streams.local.model_server`), runs a worker
+subprocess against them with its concurrency set to the server's slots, publishes
+the anchors, consumes the results into a dataset and prints a summary, with how
+many outputs hit `max_tokens` (read from the worker's /metrics). Every child
+process is stopped on exit and on Ctrl-C.
 """
 
 import asyncio
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from streams.dataset.publish import load_anchor_file, publish
 from streams.dataset.sink import ConsumeStats, SinkOptions, consume
 from streams.kafka import TopicCreationError, ensure_topics
 from streams.local.broker import BrokerError, EmbeddedBroker
 from streams.local.model_server import MODEL_ALIAS, ModelServer, ModelServerError
-from streams.local.processes import ProcessError, start_worker, stop_process, worker_env
+from streams.local.processes import ProcessError, free_port, start_worker, stop_process, worker_env
 from streams.settings import Settings
 
 SAMPLE = Path(__file__).parent / "samples" / "anchors.jsonl"
@@ -45,6 +50,8 @@ class DemoResult:
     elapsed: float
     out_dir: Path
     model: str
+    engine: str = "the server at PAIRSTREAM_LLM_BASE_URL"
+    worker_metrics: dict[str, float] = field(default_factory=dict)  # a few totals from the worker's /metrics
 
     @property
     def accounted(self) -> int:
@@ -63,37 +70,43 @@ class DemoResult:
             f"dead letters   {s.dead_letters}\n"
             f"duplicates     {s.duplicates} (already in the dataset, dropped)\n"
             f"model          {self.model}\n"
+            f"engine         {self.engine}\n"
+            f"requests       {self.worker_metrics.get('requests', 0):.0f} to the LLM; "
+            f"{self.worker_metrics.get('truncated', 0):.0f} outputs hit max_tokens (re-asked)\n"
             f"time           {self.elapsed:.1f}s  ({self.anchors / max(self.elapsed, 1e-9):.2f} anchors/s)\n"
             f"dataset        {self.out_dir}/*.jsonl  (manifest.json; load_dataset(\"json\", data_files=...))\n"
             f"dead letters   {self.out_dir / 'dead_letters'}/*.jsonl"
         )
 
 
-def demo_worker_env(broker: EmbeddedBroker, llm_url: str, local_model: bool) -> dict[str, str]:
+def demo_worker_env(broker: EmbeddedBroker, llm_url: str, model: ModelServer | None, web_port: int) -> dict[str, str]:
     env = worker_env(broker.url, llm_url)
-    if local_model:
-        # llama-cpp-python's server reads an inline schema; it serves one request at a time.
-        env.setdefault("PAIRSTREAM_LLM_RESPONSE_FORMAT", "json_object")
+    if "PAIRSTREAM_WEB_PORT" not in os.environ:
+        env["PAIRSTREAM_WEB_PORT"] = str(web_port)  # the summary reads the worker's /metrics
+    if model is not None:
         env.setdefault("PAIRSTREAM_LLM_MODEL", MODEL_ALIAS)
-        env.setdefault("PAIRSTREAM_CONCURRENCY", "2")
+        env.setdefault("PAIRSTREAM_CONCURRENCY", str(model.slots))  # one request per slot
         env.setdefault("PAIRSTREAM_MAX_OUTPUT_CHARS", "200")
-        env.setdefault("PAIRSTREAM_LLM_MAX_TOKENS", "200")
+        # Grammar-constrained JSON lets a small model loop on whitespace until max_tokens: keep it tight
+        # (two sentences of at most 200 characters fit; a truncated output is re-asked with twice as many).
+        env.setdefault("PAIRSTREAM_LLM_MAX_TOKENS", "160")
         # SmolLM2 often copies the anchor; a fourth, hotter attempt recovers most of those.
         env.setdefault("PAIRSTREAM_MAX_GENERATION_ATTEMPTS", "4")
     return env
 
 
 def run_demo(settings: Settings, records: list[tuple[bytes | None, bytes]], *, out_dir: Path, timeout: float,
-             on_progress=None, log=print) -> DemoResult:
+             on_progress=None, log=print, slots: int | None = None, threads: int | None = None) -> DemoResult:
     """Run the whole job for `records` (from `load_anchors`); children are stopped whatever happens."""
     try:
-        return _run(settings, records, out_dir=out_dir, timeout=timeout, on_progress=on_progress, log=log)
+        return _run(settings, records, out_dir=out_dir, timeout=timeout, on_progress=on_progress, log=log,
+                    slots=slots, threads=threads)
     except (BrokerError, ModelServerError, ProcessError, TopicCreationError) as exc:
         raise DemoError(str(exc)) from exc
 
 
 def _run(settings: Settings, records: list[tuple[bytes | None, bytes]], *, out_dir: Path, timeout: float,
-         on_progress, log) -> DemoResult:
+         on_progress, log, slots: int | None, threads: int | None) -> DemoResult:
     logs = out_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     broker = model = worker = None
@@ -102,19 +115,26 @@ def _run(settings: Settings, records: list[tuple[bytes | None, bytes]], *, out_d
         log(f"broker     {broker.url}")
         local = "PAIRSTREAM_LLM_BASE_URL" not in os.environ
         if local:
-            log("model      starting SmolLM2-135M-Instruct (llama-cpp-python server)...")
-            model = ModelServer(logs / "model-server.log").start()
+            model = ModelServer(logs / "model-server.log", slots=slots, threads=threads)
+            log(f"model      starting {MODEL_ALIAS} on {model.engine}...")
+            model.start()
             llm_url = model.base_url
         else:
             llm_url = settings.llm_base_url
         log(f"llm        {llm_url}")
-        env = demo_worker_env(broker, llm_url, local)
+        web_port = free_port()
+        env = demo_worker_env(broker, llm_url, model, web_port)
         run_settings = Settings(broker=broker.url, llm_base_url=llm_url, broker_session_timeout_s=4,
                                 anchors_topic=settings.anchors_topic, triplets_topic=settings.triplets_topic,
                                 dlq_topic=settings.dlq_topic, app_id=settings.app_id)
         asyncio.run(ensure_topics(run_settings, [run_settings.anchors_topic, run_settings.triplets_topic,
                                                  run_settings.dlq_topic]))
         worker = start_worker(env, logs / "worker.log")
+        started = time.monotonic()
+        port = int(env["PAIRSTREAM_WEB_PORT"])
+        if port:  # the clock starts when the worker is ready: start-up is reported apart from throughput
+            wait_ready(port, 120, worker)
+            log(f"worker     ready in {time.monotonic() - started:.1f}s (consumer group joined, LLM answering)")
         t0 = time.monotonic()
         sent = asyncio.run(publish(run_settings, records))
         log(f"published  {sent} anchors")
@@ -139,11 +159,46 @@ def _run(settings: Settings, records: list[tuple[bytes | None, bytes]], *, out_d
         stats = asyncio.run(drain())
         if worker.poll() is not None and stats.triplets + stats.dead_letters < sent:
             raise DemoError(f"the worker exited with code {worker.returncode} (see {logs / 'worker.log'})")
-        return DemoResult(sent, stats, time.monotonic() - t0, out_dir,
-                          env.get("PAIRSTREAM_LLM_MODEL", settings.llm_model))
+        elapsed = time.monotonic() - t0
+        served = ", ".join(sorted(stats.models)) or env.get("PAIRSTREAM_LLM_MODEL", settings.llm_model)
+        return DemoResult(sent, stats, elapsed, out_dir, served, model.engine if model else DemoResult.engine,
+                          worker_metrics(int(env["PAIRSTREAM_WEB_PORT"])))
     finally:
         stop_process(worker, timeout=20)
         if model:
             model.stop()
         if broker:
             broker.stop()
+
+
+def wait_ready(port: int, timeout: float, proc) -> None:
+    """Until the worker's /ready says 200 (broker, partitions, LLM); DemoError if it exits or takes too long."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise DemoError(f"the worker exited with code {proc.returncode} before it was ready")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise DemoError(f"the worker was not ready within {timeout:.0f}s")
+
+
+def worker_metrics(port: int) -> dict[str, float]:
+    """LLM requests and truncated outputs (re-asks for `truncated`) from the worker's /metrics; {} if unreadable."""
+    if not port:
+        return {}
+    try:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    except httpx.HTTPError:
+        return {}
+    totals = {"requests": 0.0, "truncated": 0.0}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "pairstream_llm_requests_total":
+                totals["requests"] += sample.value
+            elif sample.name == "pairstream_generation_retries_total" and sample.labels.get("problem") == "truncated":
+                totals["truncated"] += sample.value
+    return totals

