@@ -6,15 +6,17 @@ keeps the two in sync, so non-Python consumers can validate the same records.
 """
 
 from schemas.anchor import ACTIONS, Action, AnchorIn
-from schemas.dead_letter import DeadLetter, ErrorInfo, Stage
-from schemas.triplet import SCHEMA_VERSION, Source, TripletRecord, Usage
+from schemas.dead_letter import Candidate, DeadLetter, ErrorInfo, Stage
+from schemas.triplet import SCHEMA_VERSION, Quality, Source, TripletRecord, Usage
 
 __all__ = [
     "ACTIONS",
     "Action",
     "AnchorIn",
+    "Candidate",
     "DeadLetter",
     "ErrorInfo",
+    "Quality",
     "SCHEMA_VERSION",
     "Source",
     "Stage",

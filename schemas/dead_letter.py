@@ -9,9 +9,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.triplet import Source
+from schemas.triplet import Quality, Source
 
-Stage = Literal["decode", "validate", "llm", "parse", "produce"]
+Stage = Literal["decode", "validate", "llm", "parse", "quality", "produce"]
 
 
 class ErrorInfo(BaseModel):
@@ -19,6 +19,16 @@ class ErrorInfo(BaseModel):
 
     type: str = Field(description="Machine-readable error kind, for example `invalid_json` or `http_400`.")
     message: str = Field(description="Human-readable explanation.")
+
+
+class Candidate(BaseModel):
+    """One generated pair that parsed and validated but failed the quality gate."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    positive: str
+    negative: str | None = None
+    quality: Quality
 
 
 class DeadLetter(BaseModel):
@@ -35,5 +45,8 @@ class DeadLetter(BaseModel):
         default=False,
         description="`raw` holds only the first PAIRSTREAM_DLQ_MAX_RAW_BYTES bytes; the whole value is at `source`.")
     last_output: str | None = Field(default=None, description="The model's last raw output (stage `parse`).")
+    quality: Quality | None = Field(default=None, description="Scores of the best candidate (stage `quality`).")
+    candidates: list[Candidate] | None = Field(
+        default=None, description="Every candidate the gate refused, best first (stage `quality`).")
     source: Source
     failed_at: datetime

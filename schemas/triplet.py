@@ -8,11 +8,13 @@ audited, filtered and deduplicated (`id` is deterministic per source anchor).
 from datetime import datetime
 from typing import Any
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.anchor import Action
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: `quality` (embedding scores and verdict)
 
 
 class Source(BaseModel):
@@ -32,6 +34,20 @@ class Usage(BaseModel):
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
+
+
+class Quality(BaseModel):
+    """How an embedding model judged the pair (cosine similarities of unit vectors)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    anchor_positive: float = Field(description="Cosine anchor-positive.")
+    anchor_negative: float | None = Field(default=None, description="Cosine anchor-negative (null without one).")
+    margin: float | None = Field(default=None, description="anchor_positive - anchor_negative; below 0: inverted.")
+    model: str = Field(description="The embedding model that made the scores.")
+    verdict: Literal["pass", "fail"] = Field(description="`fail` only with PAIRSTREAM_QUALITY=flag.")
+    problems: list[str] = Field(default_factory=list, description="What failed: near_copy, off_topic, "
+                                "false_negative, easy_negative.")
 
 
 class TripletRecord(BaseModel):
@@ -54,4 +70,5 @@ class TripletRecord(BaseModel):
     latency_ms: float = Field(ge=0, description="Time from consumption to generation, in milliseconds.")
     generated_at: datetime
     source: Source
+    quality: Quality | None = Field(default=None, description="Embedding scores (null with PAIRSTREAM_QUALITY=off).")
     schema_version: int = SCHEMA_VERSION

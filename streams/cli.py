@@ -51,7 +51,7 @@ def settings_from(kwargs: dict[str, Any], names: tuple[str, ...] = ALL_SETTINGS)
         usage_error(str(exc))
     from streams.logs import register_secret
 
-    for secret in (settings.llm_api_key, settings.broker_sasl_password):
+    for secret in (settings.llm_api_key, settings.broker_sasl_password, settings.embeddings_api_key):
         register_secret(secret.get_secret_value() if secret else None)
     return settings
 
@@ -234,12 +234,14 @@ def demo(anchors_file: Path | None, limit: int | None, out_dir: Path, timeout: f
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also sweep the concurrency (--sweep) and draw throughput against it to this PNG.")
 @click.option("--sweep", default="1,2,4,8,16,32,48,64", show_default=True, help="Concurrency values for --plot.")
-def bench(workdir: Path, as_json: bool, plot: Path | None, sweep: str, **kwargs: Any) -> None:
+@click.option("--compare-quality", is_flag=True,
+              help="Run twice, quality scoring off and on (flag), and print both with the gate's cost.")
+def bench(workdir: Path, as_json: bool, plot: Path | None, sweep: str, compare_quality: bool, **kwargs: Any) -> None:
     """Measure throughput, latency and overhead against a fake LLM of known capacity (real broker and worker)."""
     import orjson
 
-    from streams.bench.report import format_result
-    from streams.bench.runner import run_bench, run_sweep
+    from streams.bench.report import format_comparison, format_result
+    from streams.bench.runner import run_bench, run_quality_comparison, run_sweep
 
     config = model_from(BenchConfig, kwargs)
     try:
@@ -250,6 +252,10 @@ def bench(workdir: Path, as_json: bool, plot: Path | None, sweep: str, **kwargs:
             points = run_sweep(config, values, workdir, plot, log=log_line)
             if as_json:
                 click.echo(orjson.dumps([p.__dict__ for p in points], option=orjson.OPT_INDENT_2).decode())
+            return
+        if compare_quality:
+            off, on = run_quality_comparison(config, workdir, log=log_line)
+            click.echo(f"[{off.to_json().decode()}, {on.to_json().decode()}]" if as_json else format_comparison(off, on))
             return
         with progress_bar(as_json) as progress:
             task = progress.add_task("saturation", total=None)

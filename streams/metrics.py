@@ -23,6 +23,8 @@ CONTENT_TYPE = "text/plain; version=0.0.4"  # Prometheus text format (UTF-8)
 
 # LLM requests take from milliseconds (a cached small model) to minutes (a long generation on a busy GPU).
 LLM_LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+# Cosine similarities and margins, -1 to 1.
+SCORE_BUCKETS = tuple(round(-1 + 0.1 * i, 1) for i in range(21))
 
 
 class Metrics:
@@ -52,6 +54,16 @@ class Metrics:
         self.llm_tokens = Counter(
             "pairstream_llm_tokens", "Tokens reported by the LLM's usage: `prompt` (in) and `completion` (out).",
             ["kind"], registry=r)
+
+        self.quality_scores = Histogram(
+            "pairstream_quality_score", "Embedding scores of every judged pair: `anchor_positive`, `anchor_negative` "
+            "(cosines) and `margin` (their difference).", ["score"], buckets=SCORE_BUCKETS, registry=r)
+        self.quality_rejections = Counter(
+            "pairstream_quality_rejections", "Pairs the quality checks found wrong, by problem (near_copy, off_topic, "
+            "false_negative, easy_negative); a pair can have two.", ["problem"], registry=r)
+        self.embedding_batches = Counter(
+            "pairstream_embedding_batches", "Embedding backend calls (micro-batches of the anchors in flight).",
+            registry=r)
 
         # Live state, read at scrape time; the app replaces `state` with readers of the running worker.
         self.state = StateReader()

@@ -73,6 +73,30 @@ class Settings(BaseSettings):
         65536, ge=0, description="A dead letter keeps at most this many bytes of the original value (`raw_truncated`).")
     max_output_chars: int = Field(400, ge=8, description="maxLength of each generated sentence.")
 
+    # Quality gate (embedding checks on every generated pair)
+    quality: Literal["gate", "flag", "off"] = Field(
+        "gate", description="`gate`: a pair that fails the embedding checks is re-asked, then dead-lettered (stage "
+        "quality); `flag`: delivered with its scores and a failed verdict, no re-ask; `off`: no scoring.")
+    quality_max_copy: float = Field(
+        0.95, gt=0, le=1, description="A positive this similar to the anchor (cosine) is a near-copy.")
+    quality_min_topic: float = Field(
+        0.5, ge=-1, lt=1, description="A positive less similar to the anchor than this (cosine) is off topic.")
+    quality_negative_ratio: float = Field(
+        0.95, gt=0, le=1, description="A negative must stay below this share of the positive's similarity to the "
+        "anchor (positive-aware false-negative rule, sign-safe).")
+    quality_min_hard_negative: float = Field(
+        0.3, ge=-1, le=1, description="A hard negative less similar to the anchor than this (cosine) is too easy.")
+    embeddings_base_url: str | None = Field(
+        None, description="OpenAI-compatible base URL (ending in /v1) of an embeddings server (TEI, vLLM, Infinity, "
+        "Ollama, OpenAI); unset: all-MiniLM-L6-v2 in-process.")
+    embeddings_model: str = Field(
+        "sentence-transformers/all-MiniLM-L6-v2", description="Embedding model name sent to the embeddings server.")
+    embeddings_api_key: SecretStr | None = Field(None, description="Bearer token for the embeddings server (secret).")
+    embeddings_timeout_s: float = Field(30.0, gt=0, description="Timeout of one embeddings request, in seconds.")
+    embeddings_batch: int = Field(64, ge=1, description="Most texts in one embeddings call (micro-batch).")
+    embeddings_wait_ms: float = Field(
+        5.0, ge=0, description="Longest wait for a micro-batch to fill before it is sent.")
+
     # Worker
     concurrency: int | Literal["auto"] = Field(
         8, description="LLM requests in flight per worker: an integer, or `auto` to find the backend's capacity "
@@ -102,10 +126,12 @@ class Settings(BaseSettings):
             raise ValueError("must be an integer >= 1 or auto")
         return value
 
-    @field_validator("llm_base_url")
+    @field_validator("llm_base_url", "embeddings_base_url")
     @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
+    def _http_url(cls, value: str | None, info) -> str | None:
+        if value in (None, "") and info.field_name == "embeddings_base_url":
+            return None  # unset: the local model
+        if not value or not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
 

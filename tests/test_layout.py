@@ -9,12 +9,13 @@ import pytest
 from support.processes import ROOT
 
 STREAMS = ROOT / "streams"
-SUBPACKAGES = ("worker", "generate", "dataset", "local", "bench")
+SUBPACKAGES = ("worker", "generate", "quality", "dataset", "local", "bench")
 SHARED = ("settings", "kafka", "logs", "metrics")
 # What each room may import from pairstream (besides itself, the shared modules and schemas).
 ALLOWED = {
     "generate": set(),
-    "worker": {"generate"},
+    "quality": {"generate"},
+    "worker": {"generate", "quality"},
     "dataset": set(),
     "local": {"dataset"},
     "bench": {"local", "dataset"},
@@ -76,8 +77,8 @@ def test_imports_point_one_way(name):
             assert target in ALLOWED[name], f"{path.relative_to(ROOT)} ({name}) imports {imported}"
 
 
-def test_generate_has_no_faust_or_kafka():
-    for path in (STREAMS / "generate").rglob("*.py"):
+def test_generate_and_quality_have_no_faust_or_kafka():
+    for path in [*(STREAMS / "generate").rglob("*.py"), *(STREAMS / "quality").rglob("*.py")]:
         assert not {i.split(".")[0] for i in imports(path)} & {"faust", "aiokafka", "mode"}, path
 
 

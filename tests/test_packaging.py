@@ -72,10 +72,12 @@ def test_every_module_is_in_the_wheel_and_imports_from_it(installed, tmp_path):
 
 def test_package_data_ships(installed, tmp_path):
     python = installed / "bin" / "python"
-    code = ("import pathlib, streams.local.demo as d, schemas.export as e; "
-            "print(d.SAMPLE.is_file(), all(e.schema_path(n).is_file() for n in ('anchor', 'triplet', 'dead_letter')))")
-    out = subprocess.run([str(python), "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
-    assert out.stdout.split() == ["True", "True"], out.stderr[-2000:]
+    code = ("import pathlib, streams.local.demo as d, schemas.export as e, streams.quality.local_minilm as m; "
+            "print(d.SAMPLE.is_file(), all(e.schema_path(n).is_file() for n in ('anchor', 'triplet', 'dead_letter')),"
+            " m.TOKENIZER.is_file() and str(m.TOKENIZER).startswith(sys.argv[1]))")
+    out = subprocess.run([str(python), "-c", "import sys; " + code, str(installed)], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["True", "True", "True"], out.stderr[-2000:]
 
 
 def test_the_installed_command_runs(installed, tmp_path):

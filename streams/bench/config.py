@@ -7,6 +7,7 @@ bounds, description), so the defaults and validation live here only.
 import math
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
@@ -37,6 +38,9 @@ class BenchConfig(BaseModel):
         None, description="One anchor a line [default: ../shared/data/stsb_test_sentences.txt, else the shipped "
         "sample].")
     seed: int = Field(0, description="Seed of the backend's latency draws.")
+    quality: Literal["off", "flag", "gate"] = Field(
+        "off", description="The worker's PAIRSTREAM_QUALITY. `flag` scores every record with the local embedding "
+        "model without re-asking (the fake backend's canned pairs would fail `gate`).")
     partitions: int = Field(8, ge=1)
     timeout_s: float = 900.0
     worker_env: dict[str, str] = Field(default_factory=dict)

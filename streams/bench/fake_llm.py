@@ -70,12 +70,21 @@ def render(request: dict[str, Any], positive: str, negative: str) -> str:
     return f"{text}\n## Negative\n\n{negative}\n" if wants_negative else text
 
 
+def hash_vector(text: str, dimensions: int) -> list[float]:
+    """A deterministic, not unit-length vector for `text` (answers come in reverse order: clients sort by index)."""
+    import hashlib
+
+    digest = hashlib.sha256(text.encode()).digest() * (1 + dimensions // 32)
+    return [(b - 127.5) / 10 for b in digest[:dimensions]]
+
+
 class FakeLLM:
     """`with FakeLLM() as llm: ... llm.base_url ...`; `llm.requests` holds every request body seen."""
 
     def __init__(self, behaviour: Callable[[dict[str, Any], int], Reply | None] | None = None, *,
                  slots: int = 1024, latency_s: float = 0.0, sigma: float = 0.0, model: str = "fake-model",
-                 seed: int = 0, max_queue: int | None = None, port: int | None = None, keep_requests: bool = True):
+                 seed: int = 0, max_queue: int | None = None, port: int | None = None, keep_requests: bool = True,
+                 embed_dimensions: int = 8, embed_behaviour: Callable[[dict[str, Any], int], Reply | None] | None = None):
         self.behaviour = behaviour
         self.slots = slots
         self.latency_s = latency_s
@@ -85,6 +94,9 @@ class FakeLLM:
         self.port = port or free_port()
         self.keep_requests = keep_requests
         self.models_status = 200  # what GET /models answers (401: a server that refuses the API key)
+        self.embed_dimensions = embed_dimensions  # /v1/embeddings: deterministic vectors from each text's hash
+        self.embed_behaviour = embed_behaviour
+        self.embed_requests: list[dict[str, Any]] = []
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.in_flight = 0  # holding a slot
@@ -179,6 +191,21 @@ class FakeLLM:
                       "total_tokens": 50 + max(1, len(content) // 4)},
         }
 
+    async def _embeddings(self, request: web.Request) -> web.Response:
+        body = orjson.loads(await request.read())
+        n = len(self.embed_requests)
+        self.embed_requests.append(body)
+        reply = (self.embed_behaviour(body, n) if self.embed_behaviour else None) or Reply()
+        if reply.body is not None or reply.status >= 400:
+            payload = reply.body or orjson.dumps({"error": {"message": reply.content or "fake error"}})
+            return web.Response(body=payload, status=reply.status, headers=reply.headers,
+                                content_type="application/json")
+        texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        data = [{"object": "embedding", "index": i, "embedding": hash_vector(t, self.embed_dimensions)}
+                for i, t in enumerate(texts)]
+        return web.json_response({"object": "list", "model": body.get("model", self.model), "data": data[::-1],
+                                  "usage": {"prompt_tokens": len(texts), "total_tokens": len(texts)}})
+
     async def _models(self, request: web.Request) -> web.Response:
         if self.models_status != 200:
             return web.json_response({"error": {"message": "refused"}}, status=self.models_status)
@@ -194,6 +221,7 @@ class FakeLLM:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
+        app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_get("/stats", self._stats)
         self._runner = web.AppRunner(app, access_log=None)
         self._loop.run_until_complete(self._runner.setup())

@@ -83,6 +83,17 @@ def format_result(r: BenchResult) -> str:
     return "\n".join(lines)
 
 
+def format_comparison(off: BenchResult, on: BenchResult) -> str:
+    ratio_on_off = on.records_per_s / off.records_per_s if off.records_per_s else float("nan")
+    return "\n".join([
+        "quality off", format_result(off), "", "quality on (flag: every record embedded and judged)",
+        format_result(on), "",
+        f"gate cost          throughput with scoring / without: {ratio_on_off:.3f}; worker CPU "
+        f"{on.worker_cpu_s_per_1000:.2f} vs {off.worker_cpu_s_per_1000:.2f} s per 1000 records; peak RSS "
+        f"{on.worker_peak_rss_mb:.0f} vs {off.worker_peak_rss_mb:.0f} MB",
+    ])
+
+
 @dataclass
 class SweepPoint:
     concurrency: int

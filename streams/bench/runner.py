@@ -111,7 +111,8 @@ class Bench:
         env = worker_env(broker.url, f"{llm_base}/v1", PAIRSTREAM_LLM_MODEL="fake-model",
                          PAIRSTREAM_CONCURRENCY=self.config.concurrency, PAIRSTREAM_WEB_PORT="0",
                          PAIRSTREAM_BROKER_SESSION_TIMEOUT_S="4",
-                         PAIRSTREAM_TOPIC_PARTITIONS=str(self.config.partitions), **self.config.worker_env)
+                         PAIRSTREAM_TOPIC_PARTITIONS=str(self.config.partitions),
+                         PAIRSTREAM_QUALITY=self.config.quality, **self.config.worker_env)
         log_file = self.workdir / "worker.log"
         log_file.unlink(missing_ok=True)
         return start_worker(env, log_file)
@@ -237,6 +238,14 @@ def run_bench(config: BenchConfig, workdir: Path, log: Log = print, on_progress:
     import uvloop
 
     return uvloop.run(Bench(config, workdir, log, on_progress).run())
+
+
+def run_quality_comparison(config: BenchConfig, workdir: Path, log: Log = print) -> tuple[BenchResult, BenchResult]:
+    """The same load twice, scoring off and on (`flag`: every record embedded and judged, nothing re-asked, so
+    the difference is the cost of the gate itself, not of re-asks the fake backend's canned pairs would cause)."""
+    off = run_bench(config.model_copy(update={"quality": "off"}), workdir / "quality-off", log=log)
+    on = run_bench(config.model_copy(update={"quality": "flag"}), workdir / "quality-on", log=log)
+    return off, on
 
 
 def run_sweep(config: BenchConfig, values: list[int], workdir: Path, plot: Path, log: Log = print) -> list[SweepPoint]:

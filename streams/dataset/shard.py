@@ -32,6 +32,9 @@ def parquet_schema(columns: tuple[str, ...] | None):
         "usage": pa.struct([("prompt_tokens", pa.int64()), ("completion_tokens", pa.int64())]),
         "attempts": pa.int64(), "latency_ms": pa.float64(), "generated_at": pa.timestamp("us", tz="UTC"),
         "source": pa.struct([("topic", pa.string()), ("partition", pa.int64()), ("offset", pa.int64())]),
+        "quality": pa.struct([("anchor_positive", pa.float64()), ("anchor_negative", pa.float64()),
+                              ("margin", pa.float64()), ("model", pa.string()), ("verdict", pa.string()),
+                              ("problems", pa.list_(pa.string()))]),
         "schema_version": pa.int64(),
     }
     names = columns or tuple(full)

@@ -1,4 +1,4 @@
-"""One anchor -> a validated sentence pair, or a failure that says why (stage `llm` or `parse`).
+"""One anchor -> a validated sentence pair, or a failure that says why (stage `llm`, `parse` or `quality`).
 
 Two retry loops, kept apart on purpose:
 - transport retries (`PAIRSTREAM_LLM_MAX_RETRIES`): 429/408/409/5xx, connection
@@ -6,43 +6,31 @@ Two retry loops, kept apart on purpose:
   honouring `Retry-After` within a cap. Other 4xx fail at once.
 - generation attempts (`PAIRSTREAM_MAX_GENERATION_ATTEMPTS`): output that does
   not parse, is truncated or fails validation is re-asked with an adjusted
-  request (higher temperature, more tokens, a correction note).
+  request (higher temperature, more tokens, a correction note). With a quality
+  judge and PAIRSTREAM_QUALITY=gate, a valid pair the embedding checks refuse is
+  re-asked the same way, its note naming the problem; when every attempt fails,
+  the failure carries the best candidate's scores and every candidate.
 Unlike a batch pipeline, a failure here costs only this anchor, never a batch.
 """
 
 import asyncio
-import random
 import time
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
-from pydantic import BaseModel
-
 from streams.generate.decode import AnchorRequest
+from streams.generate.judging import Candidate, Judge, JudgeUnavailable
 from streams.generate.limits import ConcurrencyLimit, limit_for
 from streams.generate.llm import ChatRequest, ChatResponse, LLMClient, LLMError
 from streams.metrics import Metrics
 from streams.generate.outage import OutageGate
+from streams.generate.resilience import RetryPolicy, call_with_retries
 from streams.settings import Settings
 from streams.generate.task import EXAMPLES, OutputParseError, build_messages, parse_output, response_format
 from streams.generate.validation import Problem, check_pair
 
 
 OVERLOAD_STATUS = {429, 503}  # "too many requests for me now": the adaptive limit backs off
-
-
-class RetryPolicy(BaseModel):
-    """Backoff of transport retries: delay = uniform(0, min(max, base * 2**retry)), or Retry-After (capped)."""
-
-    max_retries: int = 4
-    backoff_base_s: float = 0.5
-    backoff_max_s: float = 20.0
-    retry_after_max_s: float = 60.0
-
-    def delay(self, retry: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return min(retry_after, self.retry_after_max_s)
-        return random.uniform(0, min(self.backoff_max_s, self.backoff_base_s * 2**retry))
 
 
 @dataclass
@@ -53,6 +41,7 @@ class Generated:
     prompt_tokens: int
     completion_tokens: int
     attempts: int
+    quality: dict | None = None  # the record's `quality` (scores and verdict), None without a judge
 
 
 def served_model_name(name: str | None) -> str | None:
@@ -68,6 +57,8 @@ class GenerationFailure:
     message: str
     attempts: int
     last_output: str | None = None
+    quality: dict | None = None  # stage quality: the best candidate's scores
+    candidates: list[dict] | None = None  # stage quality: every refused candidate, best first
 
 
 @dataclass
@@ -87,7 +78,22 @@ def correction_for(problem: Problem) -> str:
         return "Note: your previous answer repeated the example. Write sentences about this anchor."
     if problem.kind == "truncated":
         return "Note: your previous answer was too long. Keep each sentence short."
+    if problem.kind in QUALITY_PROBLEMS:
+        return f"Note: your previous answer was rejected: {problem.message}."
     return f"Note: your previous answer was rejected ({problem.message}). Follow the format exactly."
+
+
+QUALITY_PROBLEMS = ("near_copy", "off_topic", "false_negative", "easy_negative")
+
+
+def next_temperature(current: float, problem: Problem) -> float:
+    """The re-ask's temperature: hotter after a copy or bad output (the model needs to move away), cooler after
+    an off-topic positive (it moved too far), unchanged after a bad negative (the note says what to fix)."""
+    if problem.kind == "off_topic":
+        return max(0.1, current - 0.3)
+    if problem.kind in ("false_negative", "easy_negative"):
+        return current
+    return min(1.5, current + 0.4)
 
 
 class Generator:
@@ -95,23 +101,26 @@ class Generator:
 
     def __init__(self, llm: LLMClient, settings: Settings, *, retry: RetryPolicy | None = None,
                  gate: OutageGate | None = None, limit: ConcurrencyLimit | None = None,
-                 metrics: Metrics | None = None, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
+                 metrics: Metrics | None = None, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 judge: Judge | None = None):
         self.llm = llm
         self.settings = settings
+        self.judge = judge if settings.quality != "off" else None
         self.limit = limit or limit_for(settings.concurrency, settings.concurrency_max)
         self.retry = retry or RetryPolicy(max_retries=settings.llm_max_retries)
         self.gate = gate or OutageGate(settings.llm_outage_failures, max_cooldown_s=settings.llm_outage_probe_max_s)
         self.metrics = metrics or Metrics()
         self._sleep = sleep
 
-    def request_for(self, req: AnchorRequest, attempt: int, problem: Problem | None) -> ChatRequest:
+    def request_for(self, req: AnchorRequest, attempt: int, problem: Problem | None,
+                    temperature: float | None = None) -> ChatRequest:
         s = self.settings
         correction = correction_for(problem) if problem else None
         max_tokens = s.llm_max_tokens * (2 if problem and problem.kind == "truncated" else 1)
         return ChatRequest(
             model=s.llm_model,
             messages=build_messages(req.anchor, req.spec, s.structured_output, correction),
-            temperature=min(1.5, s.llm_temperature + 0.4 * attempt),
+            temperature=temperature if temperature is not None else min(1.5, s.llm_temperature + 0.4 * attempt),
             max_tokens=max_tokens,
             response_format=response_format(req.spec, s.max_output_chars, s.llm_response_format)
             if s.structured_output else None,
@@ -120,13 +129,16 @@ class Generator:
     async def generate(self, req: AnchorRequest) -> Generated | GenerationFailure:
         tally = _Tally()
         problem: Problem | None = None
+        refused: list[Candidate] = []  # valid pairs the quality gate refused
+        heat = self.settings.llm_temperature
         example = EXAMPLES[req.spec.action]
         forbidden = (example.anchor, example.positive, example.negative, example.hard_negative)
         for attempt in range(self.settings.max_generation_attempts):
             if problem is not None:
                 self.metrics.generation_retries.labels(problem.kind).inc()
             try:
-                response = await self._send(self.request_for(req, attempt, problem), tally)
+                heat = next_temperature(heat, problem) if problem is not None else self.settings.llm_temperature
+                response = await self._send(self.request_for(req, attempt, problem, heat), tally)
             except LLMError as exc:
                 return GenerationFailure("llm", exc.kind, str(exc), tally.requests,
                                          tally.outputs[-1] if tally.outputs else None)
@@ -142,10 +154,34 @@ class Generator:
                 continue
             problem = check_pair(req.anchor, pair.positive, pair.negative, want_negative=req.spec.triplet,
                                  max_chars=self.settings.max_output_chars, forbidden=forbidden)
-            if problem is None:
-                return Generated(pair.positive, pair.negative, tally.model_name or self.settings.llm_model,
-                                 tally.prompt_tokens, tally.completion_tokens, tally.requests)
+            if problem is not None:
+                continue
+            quality = None
+            if self.judge is not None:
+                try:
+                    judgement = await self.judge(req, pair.positive, pair.negative)
+                except JudgeUnavailable as exc:
+                    return GenerationFailure("quality", exc.kind, f"the pair could not be scored: {exc}",
+                                             tally.requests, text)
+                for found in judgement.problems:
+                    self.metrics.quality_rejections.labels(found.kind).inc()
+                if judgement.problems and self.settings.quality == "gate":
+                    refused.append(Candidate(pair.positive, pair.negative, judgement))
+                    problem = judgement.problems[0]
+                    continue
+                quality = judgement.quality
+            return Generated(pair.positive, pair.negative, tally.model_name or self.settings.llm_model,
+                             tally.prompt_tokens, tally.completion_tokens, tally.requests, quality)
         assert problem is not None
+        if refused:
+            refused.sort(key=lambda c: c.judgement.rank)
+            best = refused[0].judgement
+            return GenerationFailure(
+                "quality", best.problems[0].kind,
+                f"no pair passed the quality gate in {self.settings.max_generation_attempts} attempts; best: "
+                f"{', '.join(p.kind for p in best.problems)} ({best.problems[0].message})",
+                tally.requests, tally.outputs[-1] if tally.outputs else None, best.quality,
+                [c.record() for c in refused])
         return GenerationFailure(
             "parse", problem.kind,
             f"no valid output after {self.settings.max_generation_attempts} attempts; last: {problem.message}",
@@ -154,36 +190,20 @@ class Generator:
 
     async def _send(self, request: ChatRequest, tally: _Tally) -> ChatResponse:
         """One logical request with transport retries; the last LLMError propagates."""
-        for retry in range(self.retry.max_retries + 1):
-            is_probe = await self.gate.wait()
+
+        def sent() -> None:
             tally.requests += 1
-            try:
-                response = await self._limited_chat(request)
-            except LLMError as exc:
-                if exc.outage:
-                    self.gate.failure(exc.kind, probe=is_probe)
-                else:
-                    self.gate.success(probe=is_probe)
-                if not exc.retryable or retry == self.retry.max_retries:
-                    if exc.retryable:
-                        exc.args = (f"{exc} (gave up after {retry + 1} tries)",)
-                    raise
-                self.metrics.llm_retries.labels(exc.kind).inc()
-                await self._sleep(self.retry.delay(retry, exc.retry_after))
-                continue
-            except BaseException:
-                if is_probe:
-                    self.gate.probe_abandoned()
-                raise
-            self.gate.success(probe=is_probe)
-            if response.usage:
-                tally.prompt_tokens += response.usage.prompt_tokens
-                tally.completion_tokens += response.usage.completion_tokens
-                self.metrics.llm_tokens.labels("prompt").inc(response.usage.prompt_tokens)
-                self.metrics.llm_tokens.labels("completion").inc(response.usage.completion_tokens)
-            tally.model_name = served_model_name(response.model) or tally.model_name
-            return response
-        raise AssertionError("unreachable")
+
+        response = await call_with_retries(
+            lambda: self._limited_chat(request), retry=self.retry, gate=self.gate, sleep=self._sleep, on_send=sent,
+            on_retry=lambda exc: self.metrics.llm_retries.labels(exc.kind).inc())
+        if response.usage:
+            tally.prompt_tokens += response.usage.prompt_tokens
+            tally.completion_tokens += response.usage.completion_tokens
+            self.metrics.llm_tokens.labels("prompt").inc(response.usage.prompt_tokens)
+            self.metrics.llm_tokens.labels("completion").inc(response.usage.completion_tokens)
+        tally.model_name = served_model_name(response.model) or tally.model_name
+        return response
 
     async def _limited_chat(self, request: ChatRequest) -> ChatResponse:
         """One HTTP request holding a concurrency permit; tells the limit and the metrics what the backend did."""

@@ -1,4 +1,5 @@
-"""A small client for OpenAI-compatible chat completions (vLLM, TGI, Ollama, llama.cpp, OpenAI).
+"""A small client for OpenAI-compatible servers (vLLM, TGI, Ollama, llama.cpp, OpenAI): chat completions,
+and `post()` for other endpoints (the quality gate's `/embeddings`) with the same error handling.
 
 One shared `httpx.AsyncClient` per worker, its pool sized to the concurrency, so
 connections are reused and the number of requests in flight is bounded. Errors
@@ -152,17 +153,28 @@ class LLMClient:
 
     async def chat(self, request: ChatRequest) -> ChatResponse:
         """Send one chat-completions request (no retries here). Raises LLMError, its text free of the API key."""
+        resp = await self.post("/chat/completions", request.model_dump(exclude_none=True))
         try:
-            return await self._chat(request)
+            parsed = ChatResponse.model_validate(orjson.loads(resp.content))
+        except (orjson.JSONDecodeError, ValidationError) as exc:
+            raise LLMError("bad_response", f"response is not a chat completion: {str(exc)[:200]}",
+                           status=resp.status_code, retryable=True) from None
+        if not parsed.choices:
+            raise LLMError("bad_response", "response has no choices", status=resp.status_code, retryable=True)
+        return parsed
+
+    async def post(self, path: str, body: dict[str, Any]) -> httpx.Response:
+        """POST JSON to an OpenAI-compatible endpoint; a 2xx response, or LLMError (classified, key scrubbed)."""
+        try:
+            return await self._post(path, body)
         except LLMError as exc:
             if self._secret and self._secret in str(exc):  # servers echo a rejected key in their error text
                 exc.args = (str(exc).replace(self._secret, "***"),)
             raise
 
-    async def _chat(self, request: ChatRequest) -> ChatResponse:
-        body = orjson.dumps(request.model_dump(exclude_none=True))
+    async def _post(self, path: str, body: dict[str, Any]) -> httpx.Response:
         try:
-            resp = await self._http.post("/chat/completions", content=body)
+            resp = await self._http.post(path, content=orjson.dumps(body))
         except httpx.TransportError as exc:
             # The aiohttp transport maps every aiohttp connection error (refused, reset) to a timeout
             # class; the aiohttp error it came from says which it really was.
@@ -179,14 +191,7 @@ class LLMClient:
                 retryable=resp.status_code in RETRYABLE_STATUS or resp.status_code >= 500,
                 retry_after=parse_retry_after(resp.headers.get("retry-after")),
             )
-        try:
-            parsed = ChatResponse.model_validate(orjson.loads(resp.content))
-        except (orjson.JSONDecodeError, ValidationError) as exc:
-            raise LLMError("bad_response", f"response is not a chat completion: {str(exc)[:200]}",
-                           status=resp.status_code, retryable=True) from None
-        if not parsed.choices:
-            raise LLMError("bad_response", "response has no choices", status=resp.status_code, retryable=True)
-        return parsed
+        return resp
 
 
 def _error_text(resp: httpx.Response) -> str:

@@ -62,6 +62,14 @@ class DemoResult:
         """Every anchor ended as a triplet or a dead letter (or was already in the dataset)."""
         return self.accounted + self.stats.duplicates >= self.anchors
 
+    def gate_line(self) -> str:
+        refused = {k.removeprefix("refused:"): v for k, v in self.worker_metrics.items() if k.startswith("refused:")}
+        if not self.worker_metrics.get("judged"):
+            return "off (no pair was scored)"
+        reasons = ", ".join(f"{k} {v:.0f}" for k, v in sorted(refused.items(), key=lambda kv: -kv[1])) or "none"
+        return (f"yield {self.stats.triplets}/{self.anchors} anchors ({self.stats.triplets / max(self.anchors, 1):.0%});"
+                f" {self.worker_metrics['judged']:.0f} pairs judged, refusals: {reasons}")
+
     def summary(self) -> str:
         s = self.stats
         return (
@@ -73,6 +81,7 @@ class DemoResult:
             f"engine         {self.engine}\n"
             f"requests       {self.worker_metrics.get('requests', 0):.0f} to the LLM; "
             f"{self.worker_metrics.get('truncated', 0):.0f} outputs hit max_tokens (re-asked)\n"
+            f"quality gate   {self.gate_line()}\n"
             f"time           {self.elapsed:.1f}s  ({self.anchors / max(self.elapsed, 1e-9):.2f} anchors/s)\n"
             f"dataset        {self.out_dir}/*.jsonl  (manifest.json; load_dataset(\"json\", data_files=...))\n"
             f"dead letters   {self.out_dir / 'dead_letters'}/*.jsonl"
@@ -90,8 +99,10 @@ def demo_worker_env(broker: EmbeddedBroker, llm_url: str, model: ModelServer | N
         # Grammar-constrained JSON lets a small model loop on whitespace until max_tokens: keep it tight
         # (two sentences of at most 200 characters fit; a truncated output is re-asked with twice as many).
         env.setdefault("PAIRSTREAM_LLM_MAX_TOKENS", "160")
-        # SmolLM2 often copies the anchor; a fourth, hotter attempt recovers most of those.
-        env.setdefault("PAIRSTREAM_MAX_GENERATION_ATTEMPTS", "4")
+        # Tuned for the quality gate on SmolLM2 (60 STS sentences; README "Quality gate"): a warmer first attempt
+        # copies the anchor less, and a fifth attempt recovers most of what the gate refuses.
+        env.setdefault("PAIRSTREAM_LLM_TEMPERATURE", "0.7")
+        env.setdefault("PAIRSTREAM_MAX_GENERATION_ATTEMPTS", "5")
     return env
 
 
@@ -194,11 +205,16 @@ def worker_metrics(port: int) -> dict[str, float]:
         text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
     except httpx.HTTPError:
         return {}
-    totals = {"requests": 0.0, "truncated": 0.0}
+    totals = {"requests": 0.0, "truncated": 0.0, "judged": 0.0}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if sample.name == "pairstream_llm_requests_total":
                 totals["requests"] += sample.value
             elif sample.name == "pairstream_generation_retries_total" and sample.labels.get("problem") == "truncated":
                 totals["truncated"] += sample.value
+            elif sample.name == "pairstream_quality_score_count" and sample.labels.get("score") == "anchor_positive":
+                totals["judged"] += sample.value
+            elif sample.name == "pairstream_quality_rejections_total":
+                key = "refused:" + sample.labels.get("problem", "?")
+                totals[key] = totals.get(key, 0.0) + sample.value
     return totals

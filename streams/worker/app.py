@@ -18,6 +18,7 @@ from streams.generate.limits import limit_for
 from streams.generate.llm import LLMClient
 from streams.kafka import faust_credentials
 from streams.metrics import Metrics, StateReader
+from streams.quality.judge import build_judge
 from streams.settings import Settings
 from streams.worker import faust_internals, web
 from streams.worker.agent import AnchorAgent
@@ -92,11 +93,14 @@ def create_app(settings: Settings) -> PairstreamApp:
     metrics = Metrics()
     llm = LLMClient(settings.llm_base_url, api_key=settings.llm_api_key, timeout_s=settings.llm_timeout_s,
                     max_connections=limit.ceiling)
-    generator = Generator(llm, settings, limit=limit, metrics=metrics)
+    judge = build_judge(settings, metrics)  # None with PAIRSTREAM_QUALITY=off
+    generator = Generator(llm, settings, limit=limit, metrics=metrics, judge=judge)
     agent = AnchorAgent(app, AnchorProcessor(settings, generator), limit, settings.drain_timeout_s, metrics)
     app.agent(anchors, name="pairstream.generate")(agent.run)
     app.when_stopping(agent.begin_shutdown)
     app.when_shut_down(llm.aclose)
+    if judge is not None:
+        app.when_shut_down(judge.aclose)
     faust_internals.install_consumer(app, {settings.anchors_topic}, fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,
                                      on_revoke=lambda: agent.begin_drain("rebalance"))
 

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from schemas import DeadLetter, ErrorInfo, Source, TripletRecord, Usage
+from schemas import Candidate, DeadLetter, ErrorInfo, Quality, Source, TripletRecord, Usage
 from streams.generate.decode import DecodeFailure, decode_anchor, raw_field
 from streams.generate.generator import GenerationFailure, Generator
 from streams.settings import Settings
@@ -48,7 +48,7 @@ class AnchorProcessor:
         result = await self.generator.generate(decoded)
         if isinstance(result, GenerationFailure):
             return self.dead_letter(raw, source, decoded.id, result.stage, result.kind, result.message,
-                                    result.attempts, result.last_output)
+                                    result.attempts, result.last_output, result.quality, result.candidates)
         record = TripletRecord(
             id=decoded.id,
             anchor=decoded.anchor,
@@ -65,12 +65,14 @@ class AnchorProcessor:
             latency_ms=round((time.perf_counter() - started) * 1000, 3),
             generated_at=now_utc(),
             source=source,
+            quality=Quality(**result.quality) if result.quality else None,
         )
         return Outcome("triplet", self.settings.triplets_topic, decoded.id.encode(), record.model_dump_json().encode(),
                        attempts=result.attempts)
 
     def dead_letter(self, raw: bytes | None, source: Source, record_id: str | None, stage: str, kind: str,
-                    message: str, attempts: int, last_output: str | None = None) -> Outcome:
+                    message: str, attempts: int, last_output: str | None = None, quality: dict | None = None,
+                    candidates: list[dict] | None = None) -> Outcome:
         text, encoding, cut = raw_field(raw, self.settings.dlq_max_raw_bytes)
         letter = DeadLetter(
             id=record_id,
@@ -82,6 +84,8 @@ class AnchorProcessor:
             raw_bytes=len(raw or b""),
             raw_truncated=cut,
             last_output=last_output,
+            quality=Quality(**quality) if quality else None,
+            candidates=[Candidate(**c) for c in candidates] if candidates else None,
             source=source,
             failed_at=now_utc(),
         )

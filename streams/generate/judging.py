@@ -1,0 +1,51 @@
+"""The interface between generation and the quality gate, so `generate` needs nothing from `quality`.
+
+A `Judge` scores a valid pair and names what is wrong with it; the generator re-asks on a
+failing verdict (policy `gate`), delivers it flagged (`flag`), or never asks (`off`).
+`streams.quality.judge` implements it with an embedding model.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+from streams.generate.decode import AnchorRequest
+from streams.generate.validation import Problem
+
+
+class JudgeUnavailable(Exception):
+    """The pair could not be scored (the embedding backend failed after its retries)."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass
+class Judgement:
+    scores: dict[str, Any]  # anchor_positive, anchor_negative, margin, model
+    problems: list[Problem] = field(default_factory=list)  # empty: the pair passes
+
+    @property
+    def quality(self) -> dict[str, Any]:
+        """The record's `quality` object (schemas.Quality)."""
+        return {**self.scores, "verdict": "fail" if self.problems else "pass",
+                "problems": [p.kind for p in self.problems]}
+
+    @property
+    def rank(self) -> tuple:
+        """Smaller is better: fewer problems, then a wider margin (or a closer positive without a negative)."""
+        margin = self.scores.get("margin")
+        return len(self.problems), -(margin if margin is not None else self.scores["anchor_positive"])
+
+
+Judge = Callable[[AnchorRequest, str, str | None], Awaitable[Judgement]]
+
+
+@dataclass
+class Candidate:
+    positive: str
+    negative: str | None
+    judgement: Judgement
+
+    def record(self) -> dict[str, Any]:
+        return {"positive": self.positive, "negative": self.negative, "quality": self.judgement.quality}

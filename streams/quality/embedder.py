@@ -1,0 +1,27 @@
+"""What every embedding backend offers: unit-length vectors for a batch of texts, and its model's name."""
+
+from typing import Protocol
+
+import numpy as np
+
+
+class EmbeddingError(Exception):
+    """The backend could not embed a batch: `kind` names why, `retryable` whether trying again may help."""
+
+    def __init__(self, kind: str, message: str, *, retryable: bool = False):
+        super().__init__(message)
+        self.kind = kind
+        self.retryable = retryable
+
+
+class Embedder(Protocol):
+    name: str  # the model that made the vectors, stored with every score
+
+    async def embed(self, texts: list[str]) -> np.ndarray:
+        """One row per text, L2-normalised (so a dot product is the cosine). Raises EmbeddingError."""
+        ...
+
+
+def normalise(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return (vectors / np.clip(norms, 1e-12, None)).astype(np.float32)

@@ -1,0 +1,77 @@
+"""The quality gate's judge: embed anchor, positive and negative (micro-batched across the anchors in
+flight), score them and name what is wrong. It is the `Judge` the generator calls (`streams.generate.judging`).
+"""
+
+import numpy as np
+
+from streams.generate.resilience import RetryPolicy
+from streams.generate.judging import Judgement, JudgeUnavailable
+from streams.generate.outage import OutageGate
+from streams.generate.validation import Problem
+from streams.metrics import Metrics
+from streams.quality.batcher import MicroBatcher
+from streams.quality.checks import Thresholds, findings, scores_of
+from streams.quality.embedder import Embedder, EmbeddingError
+from streams.settings import Settings
+
+
+class EmbeddingJudge:
+    def __init__(self, embedder: Embedder, limits: Thresholds, *, metrics: Metrics | None = None,
+                 max_batch: int = 64, max_wait_s: float = 0.005):
+        self.embedder = embedder
+        self.limits = limits
+        self.metrics = metrics or Metrics()
+        self.batcher = MicroBatcher(self._embed_batch, max_batch, max_wait_s)
+
+    async def _embed_batch(self, texts: list[str]) -> np.ndarray:
+        self.metrics.embedding_batches.inc()
+        return await self.embedder.embed(texts)
+
+    async def __call__(self, req, positive: str, negative: str | None) -> Judgement:
+        texts = [req.anchor, positive] + ([negative] if negative is not None else [])
+        try:
+            vectors = await self.batcher.embed(texts)
+        except EmbeddingError as exc:
+            raise JudgeUnavailable(exc.kind, str(exc)) from None
+        except Exception as exc:  # the local model failed: this anchor's pair cannot be judged
+            raise JudgeUnavailable("embedding_failed", f"{type(exc).__name__}: {exc}") from None
+        scores = scores_of(vectors, self.embedder.name)
+        found = findings(scores, req.anchor, positive, negative, hard_negative=req.spec.hard_negative,
+                         limits=self.limits)
+        observed = {"anchor_positive": scores.anchor_positive, "anchor_negative": scores.anchor_negative,
+                    "margin": None if scores.margin is None else round(scores.margin, 4)}
+        for name, value in observed.items():
+            if value is not None:
+                self.metrics.quality_scores.labels(name).observe(value)
+        return Judgement({**observed, "model": scores.model}, [Problem(f.kind, f.message) for f in found])
+
+    async def aclose(self) -> None:
+        close = getattr(self.embedder, "aclose", None)
+        if close is not None:
+            await close()
+
+
+def thresholds(settings: Settings) -> Thresholds:
+    return Thresholds(max_copy=settings.quality_max_copy, min_topic=settings.quality_min_topic,
+                      negative_ratio=settings.quality_negative_ratio,
+                      min_hard_negative=settings.quality_min_hard_negative)
+
+
+def build_judge(settings: Settings, metrics: Metrics | None = None) -> EmbeddingJudge | None:
+    """The judge `settings` ask for: None with PAIRSTREAM_QUALITY=off; a remote embedder when
+    PAIRSTREAM_EMBEDDINGS_BASE_URL is set; else all-MiniLM-L6-v2 in-process."""
+    if settings.quality == "off":
+        return None
+    if settings.embeddings_base_url:
+        from streams.quality.remote import RemoteEmbedder
+
+        embedder: Embedder = RemoteEmbedder(
+            settings.embeddings_base_url, settings.embeddings_model, api_key=settings.embeddings_api_key,
+            timeout_s=settings.embeddings_timeout_s, retry=RetryPolicy(max_retries=settings.llm_max_retries),
+            gate=OutageGate(settings.llm_outage_failures, max_cooldown_s=settings.llm_outage_probe_max_s))
+    else:
+        from streams.quality.local_minilm import LocalMiniLM
+
+        embedder = LocalMiniLM()
+    return EmbeddingJudge(embedder, thresholds(settings), metrics=metrics, max_batch=settings.embeddings_batch,
+                          max_wait_s=settings.embeddings_wait_ms / 1000)
