@@ -79,6 +79,9 @@ class Settings(BaseSettings):
         "quality); `flag`: delivered with its scores and a failed verdict, no re-ask; `off`: no scoring.")
     quality_max_copy: float = Field(
         0.95, gt=0, le=1, description="A positive this similar to the anchor (cosine) is a near-copy.")
+    quality_max_char_ratio: float = Field(
+        0.9, gt=0, le=1, description="A positive whose text matches the anchor's this closely, character for "
+        "character (case and punctuation folded), is a near-copy whatever its cosine.")
     quality_min_topic: float = Field(
         0.5, ge=-1, lt=1, description="A positive less similar to the anchor than this (cosine) is off topic.")
     quality_negative_ratio: float = Field(

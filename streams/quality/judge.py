@@ -52,7 +52,8 @@ class EmbeddingJudge:
 
 
 def thresholds(settings: Settings) -> Thresholds:
-    return Thresholds(max_copy=settings.quality_max_copy, min_topic=settings.quality_min_topic,
+    return Thresholds(max_copy=settings.quality_max_copy, max_char_ratio=settings.quality_max_char_ratio,
+                      min_topic=settings.quality_min_topic,
                       negative_ratio=settings.quality_negative_ratio,
                       min_hard_negative=settings.quality_min_hard_negative)
 

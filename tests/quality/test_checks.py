@@ -51,3 +51,13 @@ def test_the_false_negative_rule_is_sign_safe():
     scores = Scores(anchor_positive=-0.10, anchor_negative=-0.099, model="m")
     assert [f.kind for f in findings(scores, "a b c", "x y z", "n", hard_negative=False,
                                      limits=Thresholds(min_topic=-1))] == ["false_negative"]
+
+
+def test_thresholds_come_from_the_settings():
+    from streams.quality.judge import thresholds
+    from streams.settings import Settings
+
+    limits = thresholds(Settings(quality_max_copy=0.9, quality_max_char_ratio=0.8, quality_min_topic=0.4,
+                                 quality_negative_ratio=0.9, quality_min_hard_negative=0.2))
+    assert limits == Thresholds(max_copy=0.9, max_char_ratio=0.8, min_topic=0.4, negative_ratio=0.9,
+                                min_hard_negative=0.2)
