@@ -14,6 +14,7 @@ measuring process for the GIL).
 
 import argparse
 import asyncio
+import hashlib
 import math
 import random
 import re
@@ -72,8 +73,6 @@ def render(request: dict[str, Any], positive: str, negative: str) -> str:
 
 def hash_vector(text: str, dimensions: int) -> list[float]:
     """A deterministic, not unit-length vector for `text` (answers come in reverse order: clients sort by index)."""
-    import hashlib
-
     digest = hashlib.sha256(text.encode()).digest() * (1 + dimensions // 32)
     return [(b - 127.5) / 10 for b in digest[:dimensions]]
 

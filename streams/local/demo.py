@@ -22,7 +22,7 @@ from streams.dataset.sink import ConsumeStats, SinkOptions, consume
 from streams.kafka import TopicCreationError, ensure_topics
 from streams.local.broker import BrokerError, EmbeddedBroker
 from streams.local.model_server import MODEL_ALIAS, ModelServer, ModelServerError
-from streams.local.processes import ProcessError, free_port, start_worker, stop_process, worker_env
+from streams.local.processes import ProcessError, free_port, start_worker, stop_process, wait_http, worker_env
 from streams.settings import Settings
 
 SAMPLE = Path(__file__).parent / "samples" / "anchors.jsonl"
@@ -144,7 +144,8 @@ def _run(settings: Settings, records: list[tuple[bytes | None, bytes]], *, out_d
         started = time.monotonic()
         port = int(env["PAIRSTREAM_WEB_PORT"])
         if port:  # the clock starts when the worker is ready: start-up is reported apart from throughput
-            wait_ready(port, 120, worker)
+            # /ready: broker answering, partitions assigned, LLM answering
+            wait_http(f"http://127.0.0.1:{port}/ready", 120, worker, "the worker", ready=lambda status: status == 200)
             log(f"worker     ready in {time.monotonic() - started:.1f}s (consumer group joined, LLM answering)")
         t0 = time.monotonic()
         sent = asyncio.run(publish(run_settings, records))
@@ -173,28 +174,13 @@ def _run(settings: Settings, records: list[tuple[bytes | None, bytes]], *, out_d
         elapsed = time.monotonic() - t0
         served = ", ".join(sorted(stats.models)) or env.get("PAIRSTREAM_LLM_MODEL", settings.llm_model)
         return DemoResult(sent, stats, elapsed, out_dir, served, model.engine if model else DemoResult.engine,
-                          worker_metrics(int(env["PAIRSTREAM_WEB_PORT"])))
+                          worker_metrics(port))
     finally:
         stop_process(worker, timeout=20)
         if model:
             model.stop()
         if broker:
             broker.stop()
-
-
-def wait_ready(port: int, timeout: float, proc) -> None:
-    """Until the worker's /ready says 200 (broker, partitions, LLM); DemoError if it exits or takes too long."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise DemoError(f"the worker exited with code {proc.returncode} before it was ready")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise DemoError(f"the worker was not ready within {timeout:.0f}s")
 
 
 def worker_metrics(port: int) -> dict[str, float]:

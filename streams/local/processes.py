@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import httpx
 
@@ -38,14 +39,15 @@ def wait_for_port(host: str, port: int, timeout: float, proc: subprocess.Popen |
     raise ProcessError(f"nothing listening on {host}:{port} after {timeout:.0f}s")
 
 
-def wait_http(url: str, timeout: float, proc: subprocess.Popen | None, what: str) -> None:
-    """Until `url` answers below 500; fails fast if `proc` exits first."""
+def wait_http(url: str, timeout: float, proc: subprocess.Popen | None, what: str,
+              ready: Callable[[int], bool] = lambda status: status < 500) -> None:
+    """Until `url` answers with a status `ready` accepts (default: below 500); fails fast if `proc` exits first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise ProcessError(f"{what} exited with code {proc.returncode}")
         try:
-            if httpx.get(url, timeout=2).status_code < 500:
+            if ready(httpx.get(url, timeout=5).status_code):
                 return
         except httpx.HTTPError:
             pass

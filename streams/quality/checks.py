@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from streams.generate.validation import Problem  # kinds: near_copy, off_topic, false_negative, easy_negative
+
 
 @dataclass(frozen=True)
 class Thresholds:
@@ -38,12 +40,6 @@ class Scores:
         return None if self.anchor_negative is None else self.anchor_positive - self.anchor_negative
 
 
-@dataclass(frozen=True)
-class Finding:
-    kind: str  # near_copy, off_topic, false_negative, easy_negative
-    message: str
-
-
 def scores_of(vectors: np.ndarray, model: str) -> Scores:
     """`vectors`: anchor, positive[, negative], unit length."""
     ap = float(vectors[0] @ vectors[1])
@@ -60,22 +56,22 @@ def char_ratio(a: str, b: str) -> float:
 
 
 def findings(scores: Scores, anchor: str, positive: str, negative: str | None, *, hard_negative: bool,
-             limits: Thresholds = Thresholds()) -> list[Finding]:
+             limits: Thresholds = Thresholds()) -> list[Problem]:
     """Everything wrong with the pair; an empty list is a pass."""
     found = []
     ap = scores.anchor_positive
     if ap >= limits.max_copy or char_ratio(anchor, positive) >= limits.max_char_ratio:
-        found.append(Finding("near_copy", f"the positive is nearly the anchor itself (cosine {ap:.2f}); "
+        found.append(Problem("near_copy", f"the positive is nearly the anchor itself (cosine {ap:.2f}); "
                                           "rewrite it with different words"))
     elif ap < limits.min_topic:
-        found.append(Finding("off_topic", f"the positive is off topic (cosine {ap:.2f} with the anchor); "
+        found.append(Problem("off_topic", f"the positive is off topic (cosine {ap:.2f} with the anchor); "
                                           "it must mean the same as the anchor"))
     if negative is not None and scores.anchor_negative is not None:
         an = scores.anchor_negative
         if an >= ap - abs(ap) * (1 - limits.negative_ratio):
-            found.append(Finding("false_negative", f"the negative is as close to the anchor as the positive "
+            found.append(Problem("false_negative", f"the negative is as close to the anchor as the positive "
                                                    f"(cosine {an:.2f} vs {ap:.2f}); it must mean something else"))
         elif hard_negative and an < limits.min_hard_negative:
-            found.append(Finding("easy_negative", f"the hard negative is unrelated (cosine {an:.2f}); it should "
+            found.append(Problem("easy_negative", f"the hard negative is unrelated (cosine {an:.2f}); it should "
                                                   "share words and structure with the anchor"))
     return found

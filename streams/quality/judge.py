@@ -7,7 +7,6 @@ import numpy as np
 from streams.generate.resilience import RetryPolicy
 from streams.generate.judging import Judgement, JudgeUnavailable
 from streams.generate.outage import OutageGate
-from streams.generate.validation import Problem
 from streams.metrics import Metrics
 from streams.quality.batcher import MicroBatcher
 from streams.quality.checks import Thresholds, findings, scores_of
@@ -43,7 +42,7 @@ class EmbeddingJudge:
         for name, value in observed.items():
             if value is not None:
                 self.metrics.quality_scores.labels(name).observe(value)
-        return Judgement({**observed, "model": scores.model}, [Problem(f.kind, f.message) for f in found])
+        return Judgement({**observed, "model": scores.model}, found)
 
     async def aclose(self) -> None:
         close = getattr(self.embedder, "aclose", None)

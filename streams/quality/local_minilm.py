@@ -62,8 +62,9 @@ class LocalMiniLM:
         import onnxruntime
         from tokenizers import Tokenizer
 
-        default_onnx, default_tokenizer = (None, None) if onnx_path and tokenizer_path else model_files()
-        onnx_path, tokenizer_path = onnx_path or default_onnx, tokenizer_path or default_tokenizer
+        if onnx_path is None or tokenizer_path is None:
+            default_onnx, default_tokenizer = model_files()
+            onnx_path, tokenizer_path = onnx_path or default_onnx, tokenizer_path or default_tokenizer
         verify_sha256(onnx_path, ONNX_SHA256)
         verify_sha256(tokenizer_path, TOKENIZER_SHA256)
         options = onnxruntime.SessionOptions()

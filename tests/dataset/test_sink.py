@@ -27,24 +27,37 @@ def triplet(i: int, text: str, *, pair: bool = False) -> bytes:
     })
 
 
+class Trickle(threading.Thread):
+    """Triplet records produced in small batches until `stop()`: the stream keeps flowing through a kill or a
+    rebalance. `produced` holds the index of every record produced."""
+
+    def __init__(self, broker, topic: str, texts: list[str], batch: int):
+        super().__init__()
+        self.broker, self.topic, self.texts, self.batch = broker, topic, texts, batch
+        self.produced: list[int] = []
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        i = 0
+        while not self._stop_event.is_set() and i < 20_000:
+            records = range(i, i + self.batch)
+            produce(self.broker, self.topic, [triplet(j, self.texts[j % len(self.texts)]) for j in records])
+            self.produced.extend(records)
+            i += self.batch
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join()
+
+
 def consume(out, *args: str, env: dict, timeout: float = 120):
     return run_cli("consume", "--out", str(out), "--quiet", *args, env=env, timeout=timeout)
 
 
 def test_sigkill_mid_stream_and_restart_gives_exactly_the_produced_ids(broker, names, pairstream_env, tmp_path):
     texts = stsb_sentences(1651)
-    produced: list[int] = []
-    stop = threading.Event()
-
-    def trickle():  # records keep arriving until the kill, so it always lands mid-stream
-        i = 0
-        while not stop.is_set() and i < 20_000:
-            produce(broker, names["triplets"], [triplet(j, texts[j % len(texts)]) for j in range(i, i + 50)])
-            produced.extend(range(i, i + 50))
-            i += 50
-            time.sleep(0.05)
-
-    producer = threading.Thread(target=trickle)
+    producer = Trickle(broker, names["triplets"], texts, batch=50)  # records keep arriving until the kill
     producer.start()
     out = tmp_path / "ds"
     proc = spawn_cli("consume", "--out", str(out), "--quiet", "--shard-rows", "100", "--shard-seconds", "1",
@@ -58,8 +71,8 @@ def test_sigkill_mid_stream_and_restart_gives_exactly_the_produced_ids(broker, n
         proc.kill()
         proc.wait()
     finally:
-        stop.set()
-        producer.join()
+        producer.stop()
+    produced = producer.produced
 
     # the stream goes on: new records, and redeliveries of records already in the dataset
     n = len(produced)
@@ -129,19 +142,7 @@ def test_two_sinks_in_one_group_rebalance_mid_stream_and_write_each_id_once(brok
     """Review item: positions of revoked partitions were kept, so `commit()` raised once a second sink joined
     the group. Two sinks share a group, the second joins mid-stream: together their datasets hold exactly the
     produced ids, none twice, none missing (on revocation the first commits what is durable, then lets go)."""
-    texts = stsb_sentences(1651)
-    produced: list[int] = []
-    stop = threading.Event()
-
-    def trickle():  # the stream keeps flowing through the rebalance
-        i = 0
-        while not stop.is_set() and i < 20_000:
-            produce(broker, names["triplets"], [triplet(j, texts[j % len(texts)]) for j in range(i, i + 40)])
-            produced.extend(range(i, i + 40))
-            i += 40
-            time.sleep(0.05)
-
-    producer = threading.Thread(target=trickle)
+    producer = Trickle(broker, names["triplets"], stsb_sentences(1651), batch=40)  # flows through the rebalance
     producer.start()
     sinks = []
     try:
@@ -155,8 +156,8 @@ def test_two_sinks_in_one_group_rebalance_mid_stream_and_write_each_id_once(brok
         wait_until(lambda: list((tmp_path / "b").glob("*.jsonl")), 60, "the second sink's shards")
         time.sleep(2)  # both own partitions while the stream goes on
     finally:
-        stop.set()
-        producer.join()
+        producer.stop()
+    produced = producer.produced
     codes = [p.wait(120) for p in sinks]
     logs = [(tmp_path / n).read_text() for n in ("a.log", "b.log")]
     assert codes == [0, 0], logs
