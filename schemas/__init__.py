@@ -7,7 +7,7 @@ keeps the two in sync, so non-Python consumers can validate the same records.
 
 from schemas.anchor import ACTIONS, Action, AnchorIn
 from schemas.dead_letter import Candidate, DeadLetter, ErrorInfo, Stage
-from schemas.triplet import SCHEMA_VERSION, Quality, Source, TripletRecord, Usage
+from schemas.triplet import SCHEMA_VERSION, MinedNegative, Quality, Source, TripletRecord, Usage
 
 __all__ = [
     "ACTIONS",
@@ -16,6 +16,7 @@ __all__ = [
     "Candidate",
     "DeadLetter",
     "ErrorInfo",
+    "MinedNegative",
     "Quality",
     "SCHEMA_VERSION",
     "Source",

@@ -6,15 +6,13 @@ audited, filtered and deduplicated (`id` is deterministic per source anchor).
 """
 
 from datetime import datetime
-from typing import Any
-
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.anchor import Action
 
-SCHEMA_VERSION = 2  # 2: `quality` (embedding scores and verdict)
+SCHEMA_VERSION = 3  # 2: `quality` (embedding scores and verdict); 3: `mined_negatives`
 
 
 class Source(BaseModel):
@@ -50,6 +48,16 @@ class Quality(BaseModel):
                                 "false_negative, easy_negative.")
 
 
+class MinedNegative(BaseModel):
+    """A sentence of an earlier record in the stream, mined as an extra negative for this anchor."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str
+    score: float = Field(description="Cosine with the anchor; below the positive's by the positive-aware rule.")
+    source_id: str = Field(description="Id of the record the sentence was taken from (its anchor or positive).")
+
+
 class TripletRecord(BaseModel):
     """A validated (anchor, positive, negative) example."""
 
@@ -71,4 +79,7 @@ class TripletRecord(BaseModel):
     generated_at: datetime
     source: Source
     quality: Quality | None = Field(default=None, description="Embedding scores (null with PAIRSTREAM_QUALITY=off).")
+    mined_negatives: list[MinedNegative] = Field(
+        default_factory=list, description="Hard negatives mined from the stream, hardest first (empty while the "
+        "worker's index warms up, or with PAIRSTREAM_MINED_NEGATIVES=0 or PAIRSTREAM_QUALITY=off).")
     schema_version: int = SCHEMA_VERSION

@@ -25,6 +25,7 @@ CONTENT_TYPE = "text/plain; version=0.0.4"  # Prometheus text format (UTF-8)
 LLM_LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 # Cosine similarities and margins, -1 to 1.
 SCORE_BUCKETS = tuple(round(-1 + 0.1 * i, 1) for i in range(21))
+MINED_BUCKETS = (0, 1, 2, 3, 4, 6, 8, 16, 32)
 
 
 class Metrics:
@@ -61,6 +62,9 @@ class Metrics:
         self.quality_rejections = Counter(
             "pairstream_quality_rejections", "Pairs the quality checks found wrong, by problem (near_copy, off_topic, "
             "false_negative, easy_negative); a pair can have two.", ["problem"], registry=r)
+        self.mined_negatives = Histogram(
+            "pairstream_mined_negatives", "Negatives mined from the stream per delivered record (0 while the index "
+            "warms up or when no sentence passes the rules).", buckets=MINED_BUCKETS, registry=r)
         self.embedding_batches = Counter(
             "pairstream_embedding_batches", "Embedding backend calls (micro-batches of the anchors in flight).",
             registry=r)
@@ -85,6 +89,7 @@ STATE_SERIES = {
     "pairstream_llm_outage": "1 while the LLM is considered down (requests held, probing), else 0.",
     "pairstream_partitions_assigned": "Partitions of the anchors topic assigned to this worker.",
     "pairstream_consumer_lag": "Anchors not yet committed per partition: high watermark minus committed offset.",
+    "pairstream_mining_window_sentences": "Sentences in the in-stream mining index (bounded by count and age).",
 }
 
 
@@ -98,6 +103,7 @@ class StateReader:
     llm_outage: Callable[[], bool] = lambda: False
     partitions_assigned: Callable[[], int] = lambda: 0
     lag: Callable[[], Iterable[tuple[str, int, int]]] = lambda: ()  # (topic, partition, lag) per assigned partition
+    mining_window: Callable[[], int] = lambda: 0
 
 
 class _StateCollector(Collector):
@@ -110,7 +116,8 @@ class _StateCollector(Collector):
                             ("pairstream_llm_requests_in_flight", r.llm_in_flight()),
                             ("pairstream_concurrency_limit", r.concurrency_limit()),
                             ("pairstream_llm_outage", int(r.llm_outage())),
-                            ("pairstream_partitions_assigned", r.partitions_assigned())):
+                            ("pairstream_partitions_assigned", r.partitions_assigned()),
+                            ("pairstream_mining_window_sentences", r.mining_window())):
             yield GaugeMetricFamily(name, STATE_SERIES[name], value=value)
         lag = GaugeMetricFamily("pairstream_consumer_lag", STATE_SERIES["pairstream_consumer_lag"],
                                 labels=["topic", "partition"])

@@ -89,6 +89,16 @@ class Settings(BaseSettings):
         "anchor (positive-aware false-negative rule, sign-safe).")
     quality_min_hard_negative: float = Field(
         0.3, ge=-1, le=1, description="A hard negative less similar to the anchor than this (cosine) is too easy.")
+    mined_negatives: int = Field(
+        3, ge=0, le=32, description="Hard negatives to mine per record from the sentences of earlier records in "
+        "the stream (needs the quality embeddings; 0 disables).")
+    mining_window: int = Field(
+        10_000, ge=1, description="Most sentences (anchors and positives of recent records) the mining index keeps.")
+    mining_max_age_s: float = Field(
+        3600.0, gt=0, description="Sentences older than this leave the mining index.")
+    mining_min_score: float = Field(
+        0.0, ge=-1, lt=1, description="A mined negative must be at least this similar to the anchor (cosine): "
+        "below it, a sentence is no harder than a random one.")
     embeddings_base_url: str | None = Field(
         None, description="OpenAI-compatible base URL (ending in /v1) of an embeddings server (TEI, vLLM, Infinity, "
         "Ollama, OpenAI); unset: all-MiniLM-L6-v2 in-process.")

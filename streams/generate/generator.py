@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
 from streams.generate.decode import AnchorRequest
-from streams.generate.judging import Candidate, Judge, JudgeUnavailable
+from streams.generate.judging import Candidate, Judge, JudgeUnavailable, Miner
 from streams.generate.limits import ConcurrencyLimit, limit_for
 from streams.generate.llm import ChatRequest, ChatResponse, LLMClient, LLMError
 from streams.metrics import Metrics
@@ -42,6 +42,7 @@ class Generated:
     completion_tokens: int
     attempts: int
     quality: dict | None = None  # the record's `quality` (scores and verdict), None without a judge
+    mined: list[dict] = field(default_factory=list)  # the record's `mined_negatives`
 
 
 def served_model_name(name: str | None) -> str | None:
@@ -102,10 +103,11 @@ class Generator:
     def __init__(self, llm: LLMClient, settings: Settings, *, retry: RetryPolicy | None = None,
                  gate: OutageGate | None = None, limit: ConcurrencyLimit | None = None,
                  metrics: Metrics | None = None, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                 judge: Judge | None = None):
+                 judge: Judge | None = None, miner: Miner | None = None):
         self.llm = llm
         self.settings = settings
         self.judge = judge if settings.quality != "off" else None
+        self.miner = miner if self.judge is not None else None
         self.limit = limit or limit_for(settings.concurrency, settings.concurrency_max)
         self.retry = retry or RetryPolicy(max_retries=settings.llm_max_retries)
         self.gate = gate or OutageGate(settings.llm_outage_failures, max_cooldown_s=settings.llm_outage_probe_max_s)
@@ -156,7 +158,7 @@ class Generator:
                                  max_chars=self.settings.max_output_chars, forbidden=forbidden)
             if problem is not None:
                 continue
-            quality = None
+            quality, mined = None, []
             if self.judge is not None:
                 try:
                     judgement = await self.judge(req, pair.positive, pair.negative)
@@ -170,8 +172,11 @@ class Generator:
                     problem = judgement.problems[0]
                     continue
                 quality = judgement.quality
+                if self.miner is not None and judgement.vectors is not None:
+                    mined = self.miner(req.id, req.anchor, pair.positive, pair.negative, judgement.vectors)
+                    self.metrics.mined_negatives.observe(len(mined))
             return Generated(pair.positive, pair.negative, tally.model_name or self.settings.llm_model,
-                             tally.prompt_tokens, tally.completion_tokens, tally.requests, quality)
+                             tally.prompt_tokens, tally.completion_tokens, tally.requests, quality, mined)
         assert problem is not None
         if refused:
             refused.sort(key=lambda c: c.judgement.rank)

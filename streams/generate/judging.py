@@ -2,7 +2,8 @@
 
 A `Judge` scores a valid pair and names what is wrong with it; the generator re-asks on a
 failing verdict (policy `gate`), delivers it flagged (`flag`), or never asks (`off`).
-`streams.quality.judge` implements it with an embedding model.
+`streams.quality.judge` implements it with an embedding model. A `Miner` takes the delivered
+pair's vectors and returns negatives mined from earlier records (`streams.quality.mining`).
 """
 
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ class JudgeUnavailable(Exception):
 class Judgement:
     scores: dict[str, Any]  # anchor_positive, anchor_negative, margin, model
     problems: list[Problem] = field(default_factory=list)  # empty: the pair passes
+    vectors: Any = None  # unit vectors of anchor, positive[, negative], for the miner
 
     @property
     def quality(self) -> dict[str, Any]:
@@ -39,6 +41,8 @@ class Judgement:
 
 
 Judge = Callable[[AnchorRequest, str, str | None], Awaitable[Judgement]]
+# (record id, anchor, positive, negative, vectors) -> mined negatives as `schemas.MinedNegative` dicts
+Miner = Callable[[str, str, str, str | None, Any], list[dict]]
 
 
 @dataclass

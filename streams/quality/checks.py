@@ -47,12 +47,13 @@ def scores_of(vectors: np.ndarray, model: str) -> Scores:
     return Scores(round(ap, 4), None if an is None else round(an, 4), model)
 
 
-def _plain(text: str) -> str:
+def plain_text(text: str) -> str:
+    """Case and punctuation folded: two texts that differ only in these are the same sentence."""
     return re.sub(r"\W+", " ", text.lower()).strip()
 
 
 def char_ratio(a: str, b: str) -> float:
-    return difflib.SequenceMatcher(None, _plain(a), _plain(b), autojunk=False).ratio()
+    return difflib.SequenceMatcher(None, plain_text(a), plain_text(b), autojunk=False).ratio()
 
 
 def findings(scores: Scores, anchor: str, positive: str, negative: str | None, *, hard_negative: bool,

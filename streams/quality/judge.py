@@ -11,6 +11,7 @@ from streams.metrics import Metrics
 from streams.quality.batcher import MicroBatcher
 from streams.quality.checks import Thresholds, findings, scores_of
 from streams.quality.embedder import Embedder, EmbeddingError
+from streams.quality.mining import MiningRules, SentenceWindow, StreamMiner
 from streams.settings import Settings
 
 
@@ -42,7 +43,7 @@ class EmbeddingJudge:
         for name, value in observed.items():
             if value is not None:
                 self.metrics.quality_scores.labels(name).observe(value)
-        return Judgement({**observed, "model": scores.model}, found)
+        return Judgement({**observed, "model": scores.model}, found, vectors)
 
     async def aclose(self) -> None:
         close = getattr(self.embedder, "aclose", None)
@@ -75,3 +76,13 @@ def build_judge(settings: Settings, metrics: Metrics | None = None) -> Embedding
         embedder = LocalMiniLM()
     return EmbeddingJudge(embedder, thresholds(settings), metrics=metrics, max_batch=settings.embeddings_batch,
                           max_wait_s=settings.embeddings_wait_ms / 1000)
+
+
+def build_miner(settings: Settings) -> StreamMiner | None:
+    """The in-stream miner `settings` ask for: None without the quality embeddings or with
+    PAIRSTREAM_MINED_NEGATIVES=0. One per worker, shared by all its anchors in flight."""
+    if settings.quality == "off" or settings.mined_negatives == 0:
+        return None
+    rules = MiningRules(k=settings.mined_negatives, negative_ratio=settings.quality_negative_ratio,
+                        min_score=settings.mining_min_score)
+    return StreamMiner(SentenceWindow(settings.mining_window, settings.mining_max_age_s), rules)

@@ -18,7 +18,7 @@ from streams.generate.limits import limit_for
 from streams.generate.llm import LLMClient
 from streams.kafka import faust_credentials
 from streams.metrics import Metrics, StateReader
-from streams.quality.judge import build_judge
+from streams.quality.judge import build_judge, build_miner
 from streams.settings import Settings
 from streams.worker import faust_internals, web
 from streams.worker.agent import AnchorAgent
@@ -94,7 +94,8 @@ def create_app(settings: Settings) -> PairstreamApp:
     llm = LLMClient(settings.llm_base_url, api_key=settings.llm_api_key, timeout_s=settings.llm_timeout_s,
                     max_connections=limit.ceiling)
     judge = build_judge(settings, metrics)  # None with PAIRSTREAM_QUALITY=off
-    generator = Generator(llm, settings, limit=limit, metrics=metrics, judge=judge)
+    miner = build_miner(settings) if judge is not None else None  # one index shared by all anchors in flight
+    generator = Generator(llm, settings, limit=limit, metrics=metrics, judge=judge, miner=miner)
     agent = AnchorAgent(app, AnchorProcessor(settings, generator), limit, settings.drain_timeout_s, metrics)
     app.agent(anchors, name="pairstream.generate")(agent.run)
     app.when_stopping(agent.begin_shutdown)
@@ -112,6 +113,7 @@ def create_app(settings: Settings) -> PairstreamApp:
         llm_outage=lambda: generator.gate.is_open,
         partitions_assigned=lambda: readiness.assigned or 0,  # the same count /ready reports
         lag=lambda: consumer_lag(app, settings.anchors_topic),
+        mining_window=lambda: len(miner.window) if miner is not None else 0,
     )
     if settings.web_port:
         web.install(app, metrics, readiness)

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from schemas import Candidate, DeadLetter, ErrorInfo, Quality, Source, TripletRecord, Usage
+from schemas import Candidate, DeadLetter, ErrorInfo, MinedNegative, Quality, Source, TripletRecord, Usage
 from streams.generate.decode import DecodeFailure, decode_anchor, raw_field
 from streams.generate.generator import GenerationFailure, Generator
 from streams.settings import Settings
@@ -66,6 +66,7 @@ class AnchorProcessor:
             generated_at=now_utc(),
             source=source,
             quality=Quality(**result.quality) if result.quality else None,
+            mined_negatives=[MinedNegative(**m) for m in result.mined],
         )
         return Outcome("triplet", self.settings.triplets_topic, decoded.id.encode(), record.model_dump_json().encode(),
                        attempts=result.attempts)

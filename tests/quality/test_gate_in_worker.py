@@ -37,7 +37,7 @@ def test_gate_in_the_worker(broker, names, fake_llm, start_worker):
 
     triplet = {k: v for k, v in acc.triplets[0].items() if k != "_key"}
     jsonschema.validate(triplet, orjson.loads(schema_path("triplet").read_bytes()))
-    assert triplet["attempts"] == 2 and triplet["schema_version"] == 2
+    assert triplet["attempts"] == 2 and triplet["schema_version"] == 3
     assert triplet["quality"]["verdict"] == "pass" and triplet["quality"]["problems"] == []
     assert triplet["quality"]["anchor_positive"] > triplet["quality"]["anchor_negative"]
 

@@ -1,0 +1,159 @@
+"""Hard negatives mined from the live stream: sentences of earlier records that are close to a new anchor,
+yet safely further from it than its positive.
+
+Sentence-transformers' `mine_hard_negatives` and NV-Retriever do this offline over a finished
+corpus; here the corpus is the stream's recent past. The index is a window of the anchors and
+positives of the last records this worker delivered (bounded by count and age), with the unit
+vectors the quality gate already computed, so mining embeds nothing. Search is exact: a window
+of 10,000 sentences is one 10,000 x 384 matrix-vector product (about 0.3 ms on one core), where
+an ANN index would pay only at a hundred times that size and makes eviction by age awkward.
+
+A candidate is kept only if (rules of `MiningRules`):
+- it is not from this record (same id: a redelivered anchor never mines its own earlier copy) and
+  not the text of this anchor, positive or the LLM's negative (case and punctuation folded);
+- it passes the positive-aware rule, sign-safe: score < cos(a, p) - |cos(a, p)| * (1 - ratio), so a
+  near-duplicate of the anchor (a false negative) is never mined;
+- score >= `min_score` (below it a sentence is no harder than a random one);
+- it is not a near-duplicate (cosine >= `max_duplicate`) of the LLM's negative or of a negative
+  already picked, and at most one sentence is taken from each earlier record (its anchor and
+  positive are paraphrases of each other).
+The hardest `k` that remain are returned, hardest first.
+"""
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from streams.quality.checks import plain_text
+
+
+@dataclass(frozen=True)
+class MiningRules:
+    k: int = 3
+    negative_ratio: float = 0.95  # the quality gate's positive-aware ratio
+    min_score: float = 0.0
+    max_duplicate: float = 0.95
+
+
+@dataclass(frozen=True)
+class Mined:
+    text: str
+    score: float
+    source_id: str
+
+    def record(self) -> dict:
+        return {"text": self.text, "score": self.score, "source_id": self.source_id}
+
+
+class SentenceWindow:
+    """The most recent sentences with their unit vectors: a ring buffer bounded by `capacity` and `max_age_s`.
+
+    One window is shared by all the anchors a worker has in flight (one event loop, no locks needed).
+    A text already in the window is not added twice; its age is refreshed instead.
+    """
+
+    def __init__(self, capacity: int, max_age_s: float, clock: Callable[[], float] = time.monotonic):
+        self.capacity = capacity
+        self.max_age_s = max_age_s
+        self.clock = clock
+        self.vectors: np.ndarray | None = None  # (capacity, dimensions), allocated on the first add
+        self.added_at = np.full(capacity, -np.inf)
+        self.texts: list[str | None] = [None] * capacity
+        self.record_ids: list[str | None] = [None] * capacity
+        self.slot_of: dict[str, int] = {}  # folded text -> slot
+        self.next = 0  # slot the next sentence goes to (the oldest once full)
+        self.filled = 0
+
+    def __len__(self) -> int:
+        """Sentences in the window that are not too old."""
+        return int(np.count_nonzero(self.added_at[:self.filled] >= self.clock() - self.max_age_s))
+
+    def add(self, record_id: str, texts: list[str], vectors: np.ndarray) -> None:
+        now = self.clock()
+        if self.vectors is None:
+            self.vectors = np.zeros((self.capacity, vectors.shape[1]), dtype=np.float32)
+        for text, vector in zip(texts, vectors):
+            key = plain_text(text)
+            if key in self.slot_of:
+                self.added_at[self.slot_of[key]] = now
+                continue
+            slot = self.next
+            old = self.texts[slot]
+            if old is not None:
+                self.slot_of.pop(plain_text(old), None)
+            self.vectors[slot] = vector
+            self.added_at[slot] = now
+            self.texts[slot] = text
+            self.record_ids[slot] = record_id
+            self.slot_of[key] = slot
+            self.next = (slot + 1) % self.capacity
+            self.filled = min(self.filled + 1, self.capacity)
+
+    def scores(self, query: np.ndarray) -> np.ndarray:
+        """Cosine of `query` with every slot in use; -inf for slots too old."""
+        if self.vectors is None or not self.filled:
+            return np.zeros(0, dtype=np.float32)
+        scores = self.vectors[:self.filled] @ query
+        scores[self.added_at[:self.filled] < self.clock() - self.max_age_s] = -np.inf
+        return scores
+
+
+def hardest_first(scores: np.ndarray, eligible: np.ndarray, first: int):
+    """`eligible` slots by falling score: the top `first` by a partial sort (the usual case), the rest only
+    if the caller asks for more (many candidates refused as duplicates)."""
+    if len(eligible) > first:
+        part = np.argpartition(-scores[eligible], first - 1)
+        head, tail = eligible[part[:first]], eligible[part[first:]]
+    else:
+        head, tail = eligible, eligible[:0]
+    yield from head[np.argsort(-scores[head], kind="stable")]
+    yield from tail[np.argsort(-scores[tail], kind="stable")]
+
+
+class StreamMiner:
+    """Mines negatives for each delivered record from the window, then adds the record's sentences to it."""
+
+    def __init__(self, window: SentenceWindow, rules: MiningRules):
+        self.window = window
+        self.rules = rules
+
+    def mine(self, record_id: str, anchor: str, positive: str, negative: str | None,
+             vectors: np.ndarray) -> list[Mined]:
+        """`vectors`: unit vectors of anchor, positive[, negative] (the quality gate's)."""
+        rules, window = self.rules, self.window
+        a = vectors[0]
+        ap = round(float(a @ vectors[1]), 4)  # as the record's quality.anchor_positive states it
+        ceiling = ap - abs(ap) * (1 - rules.negative_ratio)  # sign-safe positive-aware rule
+        scores = np.round(window.scores(a), 4)  # as the record states them: re-checking its numbers agrees
+        eligible = np.flatnonzero((scores < ceiling) & (scores >= rules.min_score))
+        own = {plain_text(t) for t in (anchor, positive, negative) if t is not None}
+        avoid = [vectors[2]] if negative is not None and len(vectors) > 2 else []
+        picked: list[Mined] = []
+        used_records = {record_id}
+        for slot in hardest_first(scores, eligible, 8 * rules.k + 16):
+            if len(picked) == rules.k:
+                break
+            source = window.record_ids[slot]
+            text = window.texts[slot]
+            if source in used_records or plain_text(text) in own:
+                continue
+            vector = window.vectors[slot]
+            if any(float(vector @ other) >= rules.max_duplicate for other in avoid):
+                continue
+            picked.append(Mined(text, float(scores[slot]), source))
+            used_records.add(source)
+            avoid.append(vector)
+        return picked
+
+    def remember(self, record_id: str, anchor: str, positive: str, vectors: np.ndarray) -> None:
+        """The record's anchor and positive become candidates for the records after it."""
+        self.window.add(record_id, [anchor, positive], vectors[:2])
+
+    def __call__(self, record_id: str, anchor: str, positive: str, negative: str | None,
+                 vectors: np.ndarray) -> list[dict]:
+        """Mine, then remember: the `Miner` the generator calls for every delivered record."""
+        mined = self.mine(record_id, anchor, positive, negative, vectors)
+        self.remember(record_id, anchor, positive, vectors)
+        return [m.record() for m in mined]
