@@ -42,13 +42,17 @@ class IdIndex:
     def next_seq(self) -> int:
         return (self.db.execute("SELECT MAX(seq) FROM shards").fetchone()[0] or 0) + 1
 
-    def add_shard(self, seq: int, name: str, family: str, ids: Iterable[str], rows: int) -> None:
-        """One transaction: the shard and all its ids become known together, or neither does."""
+    def add_shards(self, shards: Iterable[tuple[int, str, str, Iterable[str], int]], ids: Iterable[str],
+                   meta: dict[str, str]) -> None:
+        """One transaction: every shard of a checkpoint (seq, name, family, _, rows), the ids of their records
+        and `meta` become known together, or none of them does."""
         created = utc_now()
         with self.db:
             self.db.execute("BEGIN")
-            self.db.executemany("INSERT OR IGNORE INTO ids VALUES (?)", ((i,) for i in ids))
-            self.db.execute("INSERT INTO shards VALUES (?, ?, ?, ?, ?)", (seq, name, family, rows, created))
+            self.db.executemany("INSERT OR IGNORE INTO ids VALUES (?)", ((i,) for i in ids if i))
+            self.db.executemany("INSERT INTO shards VALUES (?, ?, ?, ?, ?)",
+                                ((seq, name, family, rows, created) for seq, name, family, _, rows in shards))
+            self.db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", meta.items())
 
     def shards(self) -> list[dict[str, Any]]:
         rows = self.db.execute("SELECT name, family, rows, created FROM shards ORDER BY seq").fetchall()

@@ -21,7 +21,8 @@ def _fsync_dir(path: Path) -> None:
 def parquet_schema(columns: tuple[str, ...] | None):
     """A fixed Arrow schema, so every shard has the same types.
 
-    `metadata` (a free-form object) is stored as a JSON string, `generated_at` as a UTC timestamp.
+    `metadata` (a free-form object) is stored as a JSON string, `generated_at` as a UTC timestamp; the
+    `negative_N` columns of the training layouts are strings.
     """
     import pyarrow as pa
 
@@ -35,10 +36,12 @@ def parquet_schema(columns: tuple[str, ...] | None):
         "quality": pa.struct([("anchor_positive", pa.float64()), ("anchor_negative", pa.float64()),
                               ("margin", pa.float64()), ("model", pa.string()), ("verdict", pa.string()),
                               ("problems", pa.list_(pa.string()))]),
+        "mined_negatives": pa.list_(pa.struct([("text", pa.string()), ("score", pa.float64()),
+                                               ("source_id", pa.string())])),
         "schema_version": pa.int64(),
     }
     names = columns or tuple(full)
-    return pa.schema([(n, full[n]) for n in names])
+    return pa.schema([(n, full.get(n, pa.string())) for n in names])  # negative_N: a mined negative's text
 
 
 class Shard:

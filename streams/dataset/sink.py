@@ -20,9 +20,10 @@ from typing import Callable, Literal
 import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
-from streams.dataset.store import TRIPLET_COLUMNS, Dataset
+from streams.dataset.layouts import VIEWS, check_columns
+from streams.dataset.store import Dataset
 from streams.kafka import aiokafka_kwargs
 from streams.settings import Settings
 
@@ -62,8 +63,13 @@ class SinkOptions(BaseModel):
 
     format: Literal["jsonl", "parquet"] = Field("jsonl", description="Shard format.")
     columns: tuple[str, ...] | None = Field(
-        None, description="Write only these columns, e.g. anchor,positive,negative (the sentence-transformers "
-        "layout; pair records then go to DIR/pairs/). Default: the full record.")
+        None, description="Write only these columns at the top of DIR: anchor,positive,negative (triplets; rows "
+        "without a negative go to DIR/pairs/) or anchor,positive,negative_1,...,negative_K (n-tuples of mined "
+        "negatives; shorter rows go to DIR/negatives-M/). Default: the full record, with the views beside it.")
+    views: tuple[str, ...] | None = Field(
+        None, description="Training views written beside the full records, input columns only: triplet, "
+        "mined-negatives, or none [default: both; none with --columns].")
+    negatives: int = Field(3, ge=1, le=32, description="Mined negatives per row of the mined-negatives view.")
     shard_rows: int = Field(10_000, ge=1, description="Close a shard after this many rows.")
     shard_seconds: float = Field(
         300.0, ge=0.1, description="Close a shard after this many seconds (also while the stream is quiet).")
@@ -79,10 +85,24 @@ class SinkOptions(BaseModel):
     def _columns(cls, value):
         if isinstance(value, str):
             value = tuple(c.strip() for c in value.split(",") if c.strip())
-        allowed = TRIPLET_COLUMNS + ("id",)
-        if value is not None and (not value or any(c not in allowed for c in value)):
-            raise ValueError(f"choose from {', '.join(allowed)}")
+        if value is not None:
+            check_columns(tuple(value))
         return value
+
+    @field_validator("views", mode="before")
+    @classmethod
+    def _views(cls, value):
+        if isinstance(value, str):
+            value = () if value.strip() == "none" else tuple(v.strip() for v in value.split(",") if v.strip())
+        if value is not None and any(v not in VIEWS for v in value):
+            raise ValueError(f"choose from {', '.join(VIEWS)}, or none")
+        return value
+
+    @model_validator(mode="after")
+    def _views_beside_records(self) -> "SinkOptions":
+        if self.columns is not None and self.views:
+            raise ValueError("--views come beside full records only: drop --columns or --views")
+        return self
 
     @property
     def idle_stop_s(self) -> float | None:
@@ -133,8 +153,9 @@ class Sink(ConsumerRebalanceListener):
     def __init__(self, settings: Settings, out_dir: Path, options: SinkOptions):
         self.settings = settings
         self.options = options
-        self.dataset = Dataset(out_dir, fmt=options.format, columns=options.columns, shard_rows=options.shard_rows,
-                               shard_seconds=options.shard_seconds)
+        self.dataset = Dataset(out_dir, fmt=options.format, columns=options.columns, views=options.views,
+                               negatives=options.negatives, shard_rows=options.shard_rows,
+                               shard_seconds=options.shard_seconds, dead_letters=options.dead_letters)
         self.topics = [settings.triplets_topic] + ([settings.dlq_topic] if options.dead_letters else [])
         session_ms = int(settings.broker_session_timeout_s * 1000)
         self.consumer = AIOKafkaConsumer(

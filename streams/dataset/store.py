@@ -1,8 +1,11 @@
 """The dataset directory that `pairstream consume` grows: complete shards, an id index, a manifest.
 
-    DIR/triplets-000001.jsonl      complete shards (or .parquet): load them as they are with
-    DIR/triplets-000002.jsonl        load_dataset("json", data_files="DIR/*.jsonl")
-    DIR/pairs/pairs-000003.jsonl   pair records, when --columns asks for the sentence-transformers layout
+    DIR/README.md                  the dataset card: Hugging Face front matter (one config per layout) and the
+                                     quality figures (`streams.dataset.card`); load_dataset("DIR", "triplet")
+    DIR/triplets-000001.jsonl      complete shards (or .parquet) of full records (config `records`), or of the
+    DIR/triplets-000002.jsonl        --columns layout: load_dataset("json", data_files="DIR/*.jsonl")
+    DIR/triplet/, DIR/mined-negatives/, DIR/pairs/, DIR/mined-negatives-2/ ...
+                                   the training views, input columns only (`streams.dataset.layouts`)
     DIR/dead_letters/...           with --dead-letters (always JSONL)
     DIR/rejects/...                records the sink could not read (tombstones, not JSON, not a record), with
                                      their topic, partition, offset and the reason (always JSONL)
@@ -11,8 +14,9 @@
     DIR/.pairstream/*.tmp          shards being written; no glob for *.jsonl or *.parquet matches them
 
 A shard is written under a temporary name and renamed into place only when it is
-complete and fsynced; then its ids and its name are committed to the index in one
-SQLite transaction; only then are Kafka offsets committed (by the caller). A crash at
+complete and fsynced; then the names of every shard of the checkpoint, their ids and the
+running figures are committed to the index in one SQLite transaction; only then are Kafka
+offsets committed (by the caller). A crash at
 any point leaves either an unfinished temp file (deleted on start; its records are
 redelivered) or a renamed shard missing from the index (deleted on start, likewise),
 never a half-written shard or a record in two shards.
@@ -21,18 +25,22 @@ never a half-written shard or a record in two shards.
 import base64
 import os
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from streams.dataset.card import render_card
 from streams.dataset.index import IdIndex, utc_now
+from streams.dataset.layouts import MAIN, VIEWS, layouts_for
 from streams.dataset.shard import Shard
+from streams.dataset.tally import Tally
 
-TRIPLET_COLUMNS = ("anchor", "positive", "negative")
 FORMATS = ("jsonl", "parquet")
-FAMILIES = ("triplets", "pairs", "dead_letters", "rejects")
+RECORD_FAMILIES = ("dead_letters", "rejects")  # always JSONL, in their own folders
 REJECT_MAX_BYTES = 65536  # of the unreadable value kept in a reject
+SHARD_NAME = "*-[0-9][0-9][0-9][0-9][0-9][0-9].*"
 
 
 class DatasetError(Exception):
@@ -43,27 +51,40 @@ class Dataset:
     """A dataset directory: `add()` records, `checkpoint()` to make everything added durable and indexed."""
 
     def __init__(self, out_dir: Path, *, fmt: str = "jsonl", columns: tuple[str, ...] | None = None,
-                 shard_rows: int = 10_000, shard_seconds: float = 300.0):
+                 views: tuple[str, ...] | None = None, negatives: int = 3, shard_rows: int = 10_000,
+                 shard_seconds: float = 300.0, dead_letters: bool = False):
         if fmt not in FORMATS:
             raise DatasetError(f"format must be one of {FORMATS}")
+        if views is None:  # the training views come beside full records; a --columns layout stands alone
+            views = VIEWS if columns is None else ()
+        if views and columns is not None:
+            raise DatasetError("views come beside full records only: drop --columns or --views")
         self.dir = Path(out_dir)
         self.fmt = fmt
         self.columns = columns
+        self.views = tuple(views)
+        self.layouts = layouts_for(columns, self.views, negatives)
+        self.negatives = negatives
         self.shard_rows = shard_rows
         self.shard_seconds = shard_seconds
         self.state_dir = self.dir / ".pairstream"
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.index = IdIndex(self.state_dir / "index.sqlite")
         self._check_layout()
+        stored = self.index.meta("tally")
+        self.tally = Tally.from_json(orjson.loads(stored)) if stored else Tally()  # of the indexed shards
+        self.tally.dead_letters_kept = self.tally.dead_letters_kept or dead_letters
+        self.pending = Tally()  # of the open shards
         self._recover()
         self.open: dict[str, Shard] = {}
         self.pending_ids: set[str] = set()  # ids in open shards
-        self.written = dict.fromkeys(FAMILIES, 0)
+        self.written: Counter = Counter()  # rows added per family
         self.duplicates = 0
         self.shards_written = 0
 
     def _check_layout(self) -> None:
-        layout = {"format": self.fmt, "columns": ",".join(self.columns) if self.columns else "all"}
+        layout = {"format": self.fmt, "columns": ",".join(self.columns) if self.columns else "all",
+                  "views": ",".join(self.views) or "none", "negatives": str(self.negatives)}
         for key, value in layout.items():
             have = self.index.meta(key)
             if have is None:
@@ -72,12 +93,12 @@ class Dataset:
                 raise DatasetError(f"{self.dir} holds a dataset with {key} {have!r}; asked for {value!r}")
 
     def _format_of(self, family: str) -> str:
-        return self.fmt if family in ("triplets", "pairs") else "jsonl"
+        return "jsonl" if family in RECORD_FAMILIES else self.fmt
 
     @staticmethod
     def _folder(family: str) -> str:
         """Where a family's shards live, relative to DIR: triplets at the top, the others in a folder of their own."""
-        return "" if family == "triplets" else family
+        return "" if family == MAIN else family
 
     def _path(self, family: str, seq: int) -> Path:
         return self.dir / self._folder(family) / f"{family}-{seq:06d}.{self._format_of(family)}"
@@ -87,31 +108,25 @@ class Dataset:
         for tmp in self.state_dir.glob("*.tmp"):
             tmp.unlink()
         known = {s["name"] for s in self.index.shards()}
-        for family in FAMILIES:
-            for f in (self.dir / self._folder(family)).glob("*-[0-9][0-9][0-9][0-9][0-9][0-9].*"):
+        folders = [self.dir] + [d for d in self.dir.iterdir() if d.is_dir() and d != self.state_dir]
+        for folder in folders:
+            for f in folder.glob(SHARD_NAME):
                 if f.suffix in (".jsonl", ".parquet") and f.name not in known:
                     f.unlink()
         self._write_manifest()
 
-    def family_of(self, record: dict[str, Any], dead_letter: bool) -> str:
-        if dead_letter:
-            return "dead_letters"
-        if self.columns and "negative" in self.columns and record.get("negative") is None:
-            return "pairs"
-        return "triplets"
-
-    def columns_of(self, family: str) -> tuple[str, ...] | None:
-        if family not in ("triplets", "pairs") or not self.columns:
-            return None
-        return tuple(c for c in self.columns if not (family == "pairs" and c == "negative"))
-
-    def row_of(self, record: dict[str, Any], family: str) -> dict[str, Any]:
-        columns = self.columns_of(family)
-        return record if columns is None else {c: record.get(c) for c in columns}
-
     def add(self, record: dict[str, Any], *, dead_letter: bool = False) -> bool:
-        """Add one record; False (and counted) if its id is already in the dataset."""
-        return self._add(record, self.family_of(record, dead_letter))
+        """Add one record (a row in each layout); False (and counted) if its id is already in the dataset."""
+        if not self._claim(record.get("id")):
+            return False
+        if dead_letter:
+            self._row("dead_letters", record)
+        else:
+            placed = dict(layout.place(record) for layout in reversed(self.layouts))  # one row per family
+            for family, row in sorted(placed.items(), key=lambda kv: kv[0] != MAIN):
+                self._row(family, row)
+        self.pending.add(record, dead_letter=dead_letter)
+        return True
 
     def reject(self, topic: str, partition: int, offset: int, reason: str, value: bytes | None) -> bool:
         """Keep a record the sink could not read, with where it came from and why; False if already kept."""
@@ -124,23 +139,30 @@ class Dataset:
                   "source": {"topic": topic, "partition": partition, "offset": offset},
                   "value": text, "value_encoding": encoding, "value_bytes": None if value is None else len(value),
                   "value_truncated": value is not None and len(value) > REJECT_MAX_BYTES, "rejected_at": utc_now()}
-        return self._add(record, "rejects")
+        if not self._claim(record["id"]):
+            return False
+        self._row("rejects", record)
+        return True
 
-    def _add(self, record: dict[str, Any], family: str) -> bool:
-        rid = record.get("id")
+    def _claim(self, rid: str | None) -> bool:
+        """Note `rid` as added; False if the dataset already holds it (in a complete or an open shard)."""
         if rid and (rid in self.pending_ids or self.index.contains(rid)):
             self.duplicates += 1
             return False
         if rid:
             self.pending_ids.add(rid)
+        return True
+
+    def _row(self, family: str, row: dict[str, Any]) -> None:
         shard = self.open.get(family)
         if shard is None:
             seq = self.index.next_seq() + len(self.open)
+            columns = None if family in RECORD_FAMILIES or (family == MAIN and self.columns is None) else tuple(row)
             shard = self.open[family] = Shard(seq, self.state_dir, self._path(family, seq), self._format_of(family),
-                                              self.columns_of(family))
-        shard.add(rid or "", self.row_of(record, family))
+                                              columns)
+        shard.add(str(row.get("id") or ""), row)
         self.written[family] += 1
-        return True
+        self.pending.rows[family] += 1
 
     def due(self) -> bool:
         """A shard is full or old enough: time to `checkpoint()`."""
@@ -148,36 +170,48 @@ class Dataset:
         return any(s.rows >= self.shard_rows or now - s.opened >= self.shard_seconds for s in self.open.values())
 
     def checkpoint(self) -> int:
-        """Finish every open shard and index it; after this, everything added is durable. Returns shards closed."""
-        closed = 0
-        for family, shard in sorted(self.open.items(), key=lambda kv: kv[1].seq):
+        """Finish every open shard and index them, with their ids and figures, in one transaction; after this,
+        everything added is durable. Returns shards closed."""
+        shards = sorted(self.open.items(), key=lambda kv: kv[1].seq)
+        for _, shard in shards:
             shard.finish()
-            self.index.add_shard(shard.seq, shard.final.name, family, (i for i in shard.ids if i), shard.rows)
-            closed += 1
+        if shards:
+            self.tally.merge(self.pending)
+            self.index.add_shards([(shard.seq, shard.final.name, family, shard.ids, shard.rows)
+                                   for family, shard in shards], self.pending_ids,
+                                  {"tally": orjson.dumps(self.tally.to_json()).decode()})
+            self._write_manifest()
         self.open.clear()
         self.pending_ids.clear()
-        self.shards_written += closed
-        if closed:
-            self._write_manifest()
-        return closed
+        self.pending = Tally()
+        self.shards_written += len(shards)
+        return len(shards)
 
     def _write_manifest(self) -> None:
         shards = self.index.shards()
-        rows: dict[str, int] = {}
+        rows: Counter = Counter()
         for s in shards:
-            rows[s["family"]] = rows.get(s["family"], 0) + s["rows"]
+            rows[s["family"]] += s["rows"]
         manifest = {
             "format": self.fmt,
             "columns": list(self.columns) if self.columns else "all",
-            "rows": rows,
+            "views": list(self.views),
+            "rows": dict(rows),
             "shards": [{**s, "path": str(Path(self._folder(s["family"])) / s["name"])} for s in shards],
             "load": f'datasets.load_dataset("{"json" if self.fmt == "jsonl" else "parquet"}", '
                     f'data_files="{self.dir}/*.{self.fmt}", split="train")',
             "updated_at": utc_now(),
         }
-        tmp = self.state_dir / "manifest.json.tmp"
-        tmp.write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
-        os.replace(tmp, self.dir / "manifest.json")
+        self._replace("manifest.json", orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+        families = {family: (self._folder(family), self._format_of(family), count)
+                    for family, count in rows.items() if family != "rejects"}
+        self._replace("README.md", render_card(self.tally, families, full_records=self.columns is None,
+                                               columns=self.columns).encode())
+
+    def _replace(self, name: str, content: bytes) -> None:
+        tmp = self.state_dir / f"{name}.tmp"
+        tmp.write_bytes(content)
+        os.replace(tmp, self.dir / name)
 
     def close(self) -> None:
         """Checkpoint what is open (a clean stop) and close the index."""
@@ -190,4 +224,5 @@ class Dataset:
             shard.discard()
         self.open.clear()
         self.pending_ids.clear()
+        self.pending = Tally()
         self.index.close()

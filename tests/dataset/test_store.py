@@ -21,7 +21,9 @@ def record(i: int, *, pair: bool = False) -> dict:
         "quality": None if i % 3 == 0 else {
             "anchor_positive": 0.8, "anchor_negative": None if pair else 0.3 + i / 100, "margin": None if pair else 0.5 - i / 100,
             "model": "sentence-transformers/all-MiniLM-L6-v2", "verdict": "pass", "problems": []},
-        "schema_version": 2,
+        "mined_negatives": [{"text": f"Mined {i}.{k}", "score": 0.5 - k / 10, "source_id": f"id-{i - k - 1}"}
+                            for k in range(i % 4)],
+        "schema_version": 3,
     }
 
 
@@ -37,7 +39,7 @@ def load(path, fmt: str):
 
 
 def test_shards_rotate_by_rows_and_are_only_visible_when_complete(tmp_path):
-    ds = Dataset(tmp_path, shard_rows=4)
+    ds = Dataset(tmp_path, shard_rows=4, views=())
     fill(ds, range(10))
     assert sorted(p.name for p in tmp_path.glob("*.jsonl")) == ["triplets-000001.jsonl", "triplets-000002.jsonl"]
     assert list((tmp_path / ".pairstream").glob("*.tmp"))  # rows 8-9 are in an unfinished shard
@@ -48,7 +50,7 @@ def test_shards_rotate_by_rows_and_are_only_visible_when_complete(tmp_path):
 
 
 def test_shards_rotate_by_time(tmp_path):
-    ds = Dataset(tmp_path, shard_rows=1000, shard_seconds=0.2)
+    ds = Dataset(tmp_path, shard_rows=1000, shard_seconds=0.2, views=())
     ds.add(record(1))
     assert not ds.due()
     time.sleep(0.25)
