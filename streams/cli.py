@@ -12,6 +12,7 @@ setting), 1 runtime failure, 130 interrupted.
 
 import sys
 import typing
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from streams.bench.config import INTERNAL_FIELDS as BENCH_INTERNAL_FIELDS, BenchConfig
 from streams.dataset.sink import SinkOptions
+from streams.dataset.store import DatasetError
 from streams.flags import FlagError, build, model_options
 from streams.settings import Settings, SettingsError, load_settings
 
@@ -32,6 +34,7 @@ KAFKA_SETTINGS = ("broker", "broker_security_protocol", "broker_sasl_mechanism",
                   "topic_replicas")
 ALL_SETTINGS = tuple(Settings.model_fields)
 EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+DATASET_DIR = click.argument("out_dir", metavar="DIR", type=click.Path(file_okay=False, exists=True, path_type=Path))
 
 
 def model_from(model: type[BaseModel], kwargs: dict[str, Any]) -> Any:
@@ -63,6 +66,15 @@ def fail(message: str, code: int = EXIT_FAILURE) -> typing.NoReturn:
 
 def usage_error(message: str) -> typing.NoReturn:
     fail(message, EXIT_USAGE)
+
+
+@contextmanager
+def usage_errors(*errors: type[Exception]):
+    """These exceptions mean the command was asked something it cannot do: exit 2 with their message."""
+    try:
+        yield
+    except errors as exc:
+        usage_error(str(exc))
 
 
 def interrupted() -> typing.NoReturn:
@@ -136,7 +148,6 @@ def consume(out_dir: Path, quiet: bool, **kwargs: Any) -> None:
     """Grow a dataset in DIR from the triplets topic: complete JSONL or Parquet shards, resumable, duplicates
     dropped by record id (see DIR/manifest.json)."""
     from streams.dataset.sink import run_sink
-    from streams.dataset.store import DatasetError
 
     options = model_from(SinkOptions, kwargs)
     settings = settings_from(kwargs, KAFKA_SETTINGS + ("triplets_topic", "dlq_topic", "app_id"))
@@ -149,12 +160,35 @@ def consume(out_dir: Path, quiet: bool, **kwargs: Any) -> None:
                                         f"{stats.shards} shards)")
 
         try:
-            stats = run_sink(settings, out_dir, options, on_progress=show)
-        except DatasetError as exc:
-            usage_error(str(exc))
+            with usage_errors(DatasetError):
+                stats = run_sink(settings, out_dir, options, on_progress=show)
         except Exception as exc:
             fail(f"consuming from {settings.broker} failed: {exc}")
     click.echo(stats.summary(out_dir))
+
+
+@cli.command()
+@DATASET_DIR
+@click.option("--plots/--no-plots", default=True, show_default=True, help="Also write PNG plots to DIR/report/.")
+def report(out_dir: Path, plots: bool) -> None:
+    """Print a dataset's figures (rows, yield, scores, negatives, dead letters, rows over time) and plot them."""
+    from streams.dataset.report import run_report
+
+    with usage_errors(DatasetError):
+        click.echo("\n".join(run_report(out_dir, plots)))
+
+
+@cli.command()
+@DATASET_DIR
+@click.option("--to", type=click.Choice(["llamaindex"]), default="llamaindex", show_default=True,
+              help="Target format: llamaindex (EmbeddingQAFinetuneDataset JSON: queries, corpus, relevant_docs).")
+@click.option("--out", "dest", type=click.Path(dir_okay=False, path_type=Path), required=True, help="File to write.")
+def export(out_dir: Path, to: str, dest: Path) -> None:
+    """Export a dataset directory's full records to another tool's training format."""
+    from streams.dataset.export import export as run_export
+
+    with usage_errors(DatasetError):
+        click.echo(f"exported {run_export(out_dir, to, dest)} queries to {dest} ({to})")
 
 
 @cli.command()
@@ -234,39 +268,28 @@ def demo(anchors_file: Path | None, limit: int | None, out_dir: Path, timeout: f
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also sweep the concurrency (--sweep) and draw throughput against it to this PNG.")
 @click.option("--sweep", default="1,2,4,8,16,32,48,64", show_default=True, help="Concurrency values for --plot.")
-@click.option("--compare-quality", is_flag=True,
-              help="Run twice, quality scoring off and on (flag), and print both with the gate's cost.")
-def bench(workdir: Path, as_json: bool, plot: Path | None, sweep: str, compare_quality: bool, **kwargs: Any) -> None:
+@click.option("--compare", type=click.Choice(["quality", "mining"]), default=None,
+              help="Run twice, without and with quality scoring (flag), or with scoring and without and with "
+                   "in-stream mining (window --mining-window), and print both with the cost.")
+def bench(workdir: Path, as_json: bool, plot: Path | None, sweep: str, compare: str | None, **kwargs: Any) -> None:
     """Measure throughput, latency and overhead against a fake LLM of known capacity (real broker and worker)."""
-    import orjson
-
-    from streams.bench.report import format_comparison, format_result
-    from streams.bench.runner import run_bench, run_quality_comparison, run_sweep
+    from streams.bench.modes import bench_output, parse_sweep
 
     config = model_from(BenchConfig, kwargs)
+    with usage_errors(ValueError):
+        values = parse_sweep(sweep)
     try:
-        if plot is not None:
-            if not all(v.strip().isdigit() for v in sweep.split(",")):
-                usage_error(f"--sweep: comma-separated integers (got {sweep!r})")
-            values = [int(v) for v in sweep.split(",")]
-            points = run_sweep(config, values, workdir, plot, log=log_line)
-            if as_json:
-                click.echo(orjson.dumps([p.__dict__ for p in points], option=orjson.OPT_INDENT_2).decode())
-            return
-        if compare_quality:
-            off, on = run_quality_comparison(config, workdir, log=log_line)
-            click.echo(f"[{off.to_json().decode()}, {on.to_json().decode()}]" if as_json else format_comparison(off, on))
-            return
-        with progress_bar(as_json) as progress:
+        with progress_bar(as_json or plot is not None or compare is not None) as progress:
             task = progress.add_task("saturation", total=None)
-            result = run_bench(config, workdir, log=log_line,
-                               on_progress=lambda phase, done, total: progress.update(task, completed=done,
-                                                                                       total=total))
+            out = bench_output(config, workdir, as_json=as_json, plot=plot, sweep=values, compare=compare,
+                               log=log_line, on_progress=lambda phase, done, total: progress.update(
+                                   task, completed=done, total=total))
     except KeyboardInterrupt:
         interrupted()
     except Exception as exc:
         fail(f"bench failed: {exc}")
-    click.echo(result.to_json().decode() if as_json else format_result(result))
+    if out:
+        click.echo(out)
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 # Fields that are not command-line options (set by code: sweeps, tests).
-INTERNAL_FIELDS = ("partitions", "timeout_s", "worker_env")
+INTERNAL_FIELDS = ("partitions", "timeout_s", "worker_env", "unique_anchors")
 
 
 class BenchConfig(BaseModel):
@@ -41,9 +41,12 @@ class BenchConfig(BaseModel):
     quality: Literal["off", "flag", "gate"] = Field(
         "off", description="The worker's PAIRSTREAM_QUALITY. `flag` scores every record with the local embedding "
         "model without re-asking (the fake backend's canned pairs would fail `gate`).")
+    mining_window: int = Field(
+        10_000, ge=1, description="The worker's PAIRSTREAM_MINING_WINDOW (sentences) in --compare mining.")
     partitions: int = Field(8, ge=1)
     timeout_s: float = 900.0
     worker_env: dict[str, str] = Field(default_factory=dict)
+    unique_anchors: bool = False  # distinct texts past the sentence file's end (a mining window can fill)
 
     @field_validator("concurrency")
     @classmethod

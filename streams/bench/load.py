@@ -34,10 +34,15 @@ def load_sentences(path: Path | None) -> list[str]:
 
 
 class AnchorSource:
-    """Anchors with ids unique across phases (`bench-<phase>-<n>`), cycling through the sentences."""
+    """Anchors with ids unique across phases (`bench-<phase>-<n>`), cycling through the sentences.
 
-    def __init__(self, sentences: list[str]):
+    With `unique`, every lap after the first marks its sentences (`... (2)`), so the texts stay distinct
+    and a mining window can fill with more sentences than the file has.
+    """
+
+    def __init__(self, sentences: list[str], unique: bool = False):
         self.sentences = sentences
+        self.unique = unique
         self._seq = itertools.count()
 
     def take(self, phase: str, n: int) -> Batch:
@@ -45,7 +50,11 @@ class AnchorSource:
         for _ in range(n):
             i = next(self._seq)
             rid = f"bench-{phase}-{i}"
-            out.append((rid, orjson.dumps({"id": rid, "anchor": self.sentences[i % len(self.sentences)]})))
+            text = self.sentences[i % len(self.sentences)]
+            lap = i // len(self.sentences)
+            if self.unique and lap:
+                text = f"{text} ({lap + 1})"
+            out.append((rid, orjson.dumps({"id": rid, "anchor": text})))
         return out
 
 
@@ -55,6 +64,7 @@ class Deliveries:
     def __init__(self):
         self.at: dict[str, float] = {}
         self.worker_ms: dict[str, float] = {}  # the triplet's own latency_ms: inside the worker, LLM included
+        self.mined: dict[str, int] = {}  # mined negatives of each triplet
         self.dead_letters = 0
         self.duplicates = 0
         self.changed = asyncio.Event()
@@ -66,7 +76,9 @@ class Deliveries:
             return
         self.at[rid] = now
         if not is_dead_letter:
-            self.worker_ms[rid] = orjson.loads(value)["latency_ms"]
+            record = orjson.loads(value)
+            self.worker_ms[rid] = record["latency_ms"]
+            self.mined[rid] = len(record.get("mined_negatives") or ())
         self.dead_letters += is_dead_letter
         self.changed.set()
 

@@ -31,6 +31,7 @@ class BenchResult:
     latency_in_worker_ms_p50: float | None  # decode to record built (waiting for a slot and the LLM included)
     latency_in_worker_ms_p99: float | None
     worker_cpu_s_per_1000: float
+    mined_per_record: float | None  # mean mined negatives per delivered triplet (None: no triplet)
     worker_peak_rss_mb: float
     worker_rss_mb_start: float  # after warm-up, before the backlog
     delivered: int
@@ -75,6 +76,7 @@ def format_result(r: BenchResult) -> str:
                      f"(slot wait + LLM + validation; the rest is Kafka in and out)")
     lines += [
         f"worker CPU         {r.worker_cpu_s_per_1000:.2f} s per 1000 records",
+        *([f"mined negatives    {r.mined_per_record:.2f} per record"] if r.mined_per_record else []),
         f"worker RSS         peak {r.worker_peak_rss_mb:.0f} MB ({r.worker_rss_mb_start:.0f} MB before the backlog)",
         f"records            {r.delivered} delivered, {r.dead_letters} dead letters, {r.duplicates} duplicates",
         f"wall               {r.elapsed_s:.0f} s",
@@ -83,15 +85,15 @@ def format_result(r: BenchResult) -> str:
     return "\n".join(lines)
 
 
-def format_comparison(off: BenchResult, on: BenchResult) -> str:
-    ratio_on_off = on.records_per_s / off.records_per_s if off.records_per_s else float("nan")
-    return "\n".join([
-        "quality off", format_result(off), "", "quality on (flag: every record embedded and judged)",
-        format_result(on), "",
-        f"gate cost          throughput with scoring / without: {ratio_on_off:.3f}; worker CPU "
-        f"{on.worker_cpu_s_per_1000:.2f} vs {off.worker_cpu_s_per_1000:.2f} s per 1000 records; peak RSS "
-        f"{on.worker_peak_rss_mb:.0f} vs {off.worker_peak_rss_mb:.0f} MB",
-    ])
+def format_comparison(runs: list[tuple[str, BenchResult]]) -> str:
+    """Both runs in full, then what the second one costs against the first."""
+    (label_a, a), (label_b, b) = runs
+    cost = b.records_per_s / a.records_per_s if a.records_per_s else float("nan")
+    lines = [label_a, format_result(a), "", label_b, format_result(b), ""]
+    lines.append(f"cost               throughput {b.records_per_s:.1f} vs {a.records_per_s:.1f} records/s: ratio "
+                 f"{cost:.3f}; worker CPU {b.worker_cpu_s_per_1000:.2f} vs {a.worker_cpu_s_per_1000:.2f} s per 1000 "
+                 f"records; peak RSS {b.worker_peak_rss_mb:.0f} vs {a.worker_peak_rss_mb:.0f} MB")
+    return "\n".join(lines)
 
 
 @dataclass

@@ -91,7 +91,7 @@ class Bench:
         self.workdir = workdir
         self.log = log
         self.on_progress = on_progress or (lambda phase, done, total: None)
-        self.source = AnchorSource(load_sentences(config.sentences))
+        self.source = AnchorSource(load_sentences(config.sentences), unique=config.unique_anchors)
 
     # -- processes ---------------------------------------------------------------------------
     def start_backend(self) -> tuple[subprocess.Popen, str]:
@@ -180,6 +180,7 @@ class Bench:
             latency_offered_per_s=round(offered, 2) if offered else None,
             latency_in_worker_ms_p50=in_p50, latency_in_worker_ms_p99=in_p99,
             worker_cpu_s_per_1000=round(sat.cpu_s / sat.n * 1000, 3),
+            mined_per_record=mean_mined(deliveries.mined, "bench-load-"),
             worker_peak_rss_mb=round(probe.peak() / 2**20, 1),
             worker_rss_mb_start=round(rss_start / 2**20, 1),
             delivered=len(deliveries.at),
@@ -227,6 +228,12 @@ class Bench:
         )
 
 
+def mean_mined(mined: dict[str, int], prefix: str) -> float | None:
+    """Mean mined negatives of the phase's triplets (the warm-up's first records find an empty window)."""
+    counts = [n for rid, n in mined.items() if rid.startswith(prefix)]
+    return round(sum(counts) / len(counts), 3) if counts else None
+
+
 async def backend_stats(base: str) -> dict:
     """The fake backend's counters: served, rejected, busy slot-seconds."""
     async with httpx.AsyncClient() as client:
@@ -240,12 +247,25 @@ def run_bench(config: BenchConfig, workdir: Path, log: Log = print, on_progress:
     return uvloop.run(Bench(config, workdir, log, on_progress).run())
 
 
-def run_quality_comparison(config: BenchConfig, workdir: Path, log: Log = print) -> tuple[BenchResult, BenchResult]:
-    """The same load twice, scoring off and on (`flag`: every record embedded and judged, nothing re-asked, so
-    the difference is the cost of the gate itself, not of re-asks the fake backend's canned pairs would cause)."""
-    off = run_bench(config.model_copy(update={"quality": "off"}), workdir / "quality-off", log=log)
-    on = run_bench(config.model_copy(update={"quality": "flag"}), workdir / "quality-on", log=log)
-    return off, on
+def run_comparison(config: BenchConfig, what: str, workdir: Path, log: Log = print) -> list[tuple[str, BenchResult]]:
+    """The same load twice, without and with one part of the worker, labelled.
+
+    - `quality`: scoring off, then on (`flag`: every record embedded and judged, nothing re-asked, so the
+      difference is the gate itself, not re-asks the fake backend's canned pairs would cause);
+    - `mining`: both runs score (`flag`), the second also mines 3 negatives per record from a window of
+      `mining_window` sentences; the warm-up (distinct texts) fills the window before the saturation phase.
+    """
+    if what == "quality":
+        runs = [("quality off", {"quality": "off"}),
+                ("quality on (flag: every record embedded and judged)", {"quality": "flag"})]
+    else:
+        fill = {"quality": "flag", "unique_anchors": True, "warmup": max(config.warmup, config.mining_window // 2 + 100)}
+        env = {**config.worker_env, "PAIRSTREAM_MINING_WINDOW": str(config.mining_window)}
+        runs = [("mining off (scoring on)", {**fill, "worker_env": {**env, "PAIRSTREAM_MINED_NEGATIVES": "0"}}),
+                (f"mining on (3 negatives, window {config.mining_window})",
+                 {**fill, "worker_env": {**env, "PAIRSTREAM_MINED_NEGATIVES": "3"}})]
+    return [(label, run_bench(config.model_copy(update=update), workdir / f"{what}-{i}", log=log))
+            for i, (label, update) in enumerate(runs)]
 
 
 def run_sweep(config: BenchConfig, values: list[int], workdir: Path, plot: Path, log: Log = print) -> list[SweepPoint]:

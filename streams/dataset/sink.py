@@ -69,7 +69,9 @@ class SinkOptions(BaseModel):
     views: tuple[str, ...] | None = Field(
         None, description="Training views written beside the full records, input columns only: triplet, "
         "mined-negatives, or none [default: both; none with --columns].")
-    negatives: int = Field(3, ge=1, le=32, description="Mined negatives per row of the mined-negatives view.")
+    negatives: int | None = Field(
+        None, ge=1, le=32, description="Mined negatives per row of the mined-negatives view [default: "
+        "PAIRSTREAM_MINED_NEGATIVES, what the workers mine].")
     shard_rows: int = Field(10_000, ge=1, description="Close a shard after this many rows.")
     shard_seconds: float = Field(
         300.0, ge=0.1, description="Close a shard after this many seconds (also while the stream is quiet).")
@@ -154,7 +156,8 @@ class Sink(ConsumerRebalanceListener):
         self.settings = settings
         self.options = options
         self.dataset = Dataset(out_dir, fmt=options.format, columns=options.columns, views=options.views,
-                               negatives=options.negatives, shard_rows=options.shard_rows,
+                               negatives=options.negatives or settings.mined_negatives or 3,
+                               shard_rows=options.shard_rows,
                                shard_seconds=options.shard_seconds, dead_letters=options.dead_letters)
         self.topics = [settings.triplets_topic] + ([settings.dlq_topic] if options.dead_letters else [])
         session_ms = int(settings.broker_session_timeout_s * 1000)

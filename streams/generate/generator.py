@@ -173,7 +173,7 @@ class Generator:
                     continue
                 quality = judgement.quality
                 if self.miner is not None and judgement.vectors is not None:
-                    mined = self.miner(req.id, req.anchor, pair.positive, pair.negative, judgement.vectors)
+                    mined = await self.miner(req.id, req.anchor, pair.positive, pair.negative, judgement.vectors)
                     self.metrics.mined_negatives.observe(len(mined))
             return Generated(pair.positive, pair.negative, tally.model_name or self.settings.llm_model,
                              tally.prompt_tokens, tally.completion_tokens, tally.requests, quality, mined)

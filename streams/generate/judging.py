@@ -42,7 +42,7 @@ class Judgement:
 
 Judge = Callable[[AnchorRequest, str, str | None], Awaitable[Judgement]]
 # (record id, anchor, positive, negative, vectors) -> mined negatives as `schemas.MinedNegative` dicts
-Miner = Callable[[str, str, str, str | None, Any], list[dict]]
+Miner = Callable[[str, str, str, str | None, Any], Awaitable[list[dict]]]
 
 
 @dataclass

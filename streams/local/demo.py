@@ -70,6 +70,14 @@ class DemoResult:
         return (f"yield {self.stats.triplets}/{self.anchors} anchors ({self.stats.triplets / max(self.anchors, 1):.0%});"
                 f" {self.worker_metrics['judged']:.0f} pairs judged, refusals: {reasons}")
 
+    def mined_line(self) -> str:
+        n = self.worker_metrics.get("mined_records", 0)
+        if not n:
+            return "none (no record was mined for)"
+        full = self.worker_metrics.get("mined_full", 0)
+        return (f"{self.worker_metrics.get('mined_total', 0) / n:.2f} negatives per record from the stream; "
+                f"{full:.0f} of {n:.0f} records ({full / n:.0%}) have 3 or more")
+
     def summary(self) -> str:
         s = self.stats
         return (
@@ -83,7 +91,9 @@ class DemoResult:
             f"{self.worker_metrics.get('truncated', 0):.0f} outputs hit max_tokens (re-asked)\n"
             f"quality gate   {self.gate_line()}\n"
             f"time           {self.elapsed:.1f}s  ({self.anchors / max(self.elapsed, 1e-9):.2f} anchors/s)\n"
-            f"dataset        {self.out_dir}/*.jsonl  (manifest.json; load_dataset(\"json\", data_files=...))\n"
+            f"mined          {self.mined_line()}\n"
+            f"dataset        {self.out_dir}  (card README.md: load_dataset(\"{self.out_dir}\", \"triplet\") or "
+            f"\"mined-negatives\", \"records\"; figures and plots: pairstream report {self.out_dir})\n"
             f"dead letters   {self.out_dir / 'dead_letters'}/*.jsonl"
         )
 
@@ -184,7 +194,8 @@ def _run(settings: Settings, records: list[tuple[bytes | None, bytes]], *, out_d
 
 
 def worker_metrics(port: int) -> dict[str, float]:
-    """LLM requests and truncated outputs (re-asks for `truncated`) from the worker's /metrics; {} if unreadable."""
+    """LLM requests, truncated outputs (re-asks for `truncated`), judged pairs and refusals, and mined negatives
+    from the worker's /metrics; {} if unreadable."""
     if not port:
         return {}
     try:
@@ -200,7 +211,15 @@ def worker_metrics(port: int) -> dict[str, float]:
                 totals["truncated"] += sample.value
             elif sample.name == "pairstream_quality_score_count" and sample.labels.get("score") == "anchor_positive":
                 totals["judged"] += sample.value
+            elif sample.name == "pairstream_mined_negatives_count":
+                totals["mined_records"] = sample.value
+            elif sample.name == "pairstream_mined_negatives_sum":
+                totals["mined_total"] = sample.value
+            elif sample.name == "pairstream_mined_negatives_bucket" and sample.labels.get("le") == "2.0":
+                totals["mined_under_3"] = sample.value
             elif sample.name == "pairstream_quality_rejections_total":
                 key = "refused:" + sample.labels.get("problem", "?")
                 totals[key] = totals.get(key, 0.0) + sample.value
+    if "mined_records" in totals:
+        totals["mined_full"] = totals["mined_records"] - totals.pop("mined_under_3", 0.0)
     return totals

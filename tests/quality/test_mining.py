@@ -1,6 +1,7 @@
 """In-stream mining on real sentences (STS test split) scored with the local model: planted near-duplicates of
 an anchor are never mined (false negatives), planted hard negatives are found, and the window keeps its bounds."""
 
+import asyncio
 from pathlib import Path
 
 import numpy as np
@@ -22,13 +23,17 @@ def sts():
     return [line.strip() for line in STS.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+def deliver(miner, rid, anchor, positive, vectors):
+    """One record delivered alone: mined from the window, then remembered in it."""
+    mined = miner.mine(rid, anchor, positive, None, vectors)
+    miner.remember(rid, anchor, positive, vectors)
+    return [m.record() for m in mined]
+
+
 def feed(miner, model, records):
-    """Deliver (id, anchor, positive) records in order, as the worker does; returns each one's mined negatives."""
-    out = {}
-    for rid, anchor, positive in records:
-        vectors = model.embed_sync([anchor, positive])
-        out[rid] = miner(rid, anchor, positive, None, vectors)
-    return out
+    """Deliver (id, anchor, positive) records in order; returns each one's mined negatives."""
+    return {rid: deliver(miner, rid, anchor, positive, model.embed_sync([anchor, positive]))
+            for rid, anchor, positive in records}
 
 
 def stream_of(sts, n, start=0):
@@ -82,7 +87,7 @@ def test_most_real_stream_records_get_k_negatives_that_pass_the_rule(model, sts)
         j = int(similar[i].argmax())
         pair = vectors[[i, j]]
         ap = round(float(pair[0] @ pair[1]), 4)
-        mined = miner(f"r{i}", sts[i], sts[j], None, pair)
+        mined = deliver(miner, f"r{i}", sts[i], sts[j], pair)
         assert all(m["score"] < ap - abs(ap) * 0.05 and m["source_id"] != f"r{i}" for m in mined)
         assert len({m["source_id"] for m in mined}) == len(mined)  # one sentence per earlier record
         got.append(len(mined))
@@ -133,5 +138,19 @@ def test_the_window_is_bounded_by_count_and_by_age():
     now[0] = 61
     window.add("r6", ["s6"], unit[6:7])
     assert len(window) == 1  # everything else is too old
-    scores = window.scores(unit[3])
+    scores = window.scores(unit[3])[0]
     assert np.isneginf(scores[[i for i, t in enumerate(window.texts) if t != "s6"]]).all()
+
+
+async def test_records_delivered_together_are_searched_in_one_product_with_the_same_result(model, sts):
+    miner = StreamMiner(SentenceWindow(1000, 3600), MiningRules(k=3))
+    feed(miner, model, stream_of(sts, 100))
+    batch = stream_of(sts, 12, start=600)
+    vectors = {rid: model.embed_sync([a, p]) for rid, a, p in batch}
+    alone = {rid: [m.record() for m in miner.mine(rid, a, p, None, vectors[rid])] for rid, a, p in batch}
+    before = miner.searches
+    together = await asyncio.gather(*(miner(rid, a, p, None, vectors[rid]) for rid, a, p in batch))
+    assert miner.searches == before + 1
+    assert dict(zip(alone, together)) == alone  # as if each had been searched alone before the others
+    assert sum(map(len, together)) >= 12  # not a vacuous comparison
+    assert all(rid in miner.window.record_ids for rid, _, _ in batch)  # and all of them are remembered
