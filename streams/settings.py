@@ -96,6 +96,9 @@ class Settings(BaseSettings):
         10_000, ge=1, description="Most sentences (anchors and positives of recent records) the mining index keeps.")
     mining_max_age_s: float = Field(
         3600.0, gt=0, description="Sentences older than this leave the mining index.")
+    mining_negative_ratio: float = Field(
+        0.95, gt=0, le=1, description="A mined negative must stay below this share of the positive's similarity "
+        "to the anchor (positive-aware, sign-safe); lower keeps fewer near-paraphrases (false negatives).")
     mining_min_score: float = Field(
         0.0, ge=-1, lt=1, description="A mined negative must be at least this similar to the anchor (cosine): "
         "below it, a sentence is no harder than a random one.")

@@ -1,6 +1,8 @@
 """Data in and out of the stream: `publish` (anchor files to the anchors topic) and `sink` (`pairstream consume`:
 the triplets topic into a dataset directory), with `store` keeping that directory correct (complete shards,
-an id index across restarts, the manifest).
+an id index across restarts, the manifest, the card), `layouts` turning a record into training rows,
+`tally`/`card` keeping its figures and its Hugging Face card, and `report`/`plots`/`export` reading it back
+(`pairstream report`, `pairstream export`).
 
-May import: `streams.kafka`, `streams.settings`, `schemas`, aiokafka, pyarrow. Not the worker.
+May import: `streams.kafka`, `streams.settings`, `schemas`, aiokafka, pyarrow, matplotlib (plots only). Not the worker.
 """

@@ -38,16 +38,16 @@ class Report:
             self.times.append(when if isinstance(when, datetime) else
                               datetime.fromisoformat(str(when).replace("Z", "+00:00")))
         quality = record.get("quality") or {}
-        ap = quality.get("anchor_positive")
-        if ap is None:
-            return
-        self.scores["anchor_positive"].append(ap)
-        if quality.get("anchor_negative") is not None:
-            self.scores["anchor_negative"].append(quality["anchor_negative"])
-            self.margins["llm"].append(ap - quality["anchor_negative"])
+        ap, an = quality.get("anchor_positive"), quality.get("anchor_negative")
+        for name, value in (("anchor_positive", ap), ("anchor_negative", an)):
+            if value is not None:
+                self.scores[name].append(value)
+        if ap is not None and an is not None:
+            self.margins["llm"].append(ap - an)
         for m in record.get("mined_negatives") or []:
             self.scores["mined"].append(m["score"])
-            self.margins["mined"].append(ap - m["score"])
+            if ap is not None:
+                self.margins["mined"].append(ap - m["score"])
 
 
 def read_rows(path: Path) -> Iterator[dict[str, Any]]:

@@ -89,6 +89,6 @@ def build_miner(settings: Settings) -> StreamMiner | None:
     # sentences), which more threads do not speed up; OpenBLAS's idle threads spin instead (measured here:
     # 3.0 ms of CPU per search with its 2 threads, 1.4 ms with 1, the same wall time).
     threadpool_limits(1, user_api="blas")
-    rules = MiningRules(k=settings.mined_negatives, negative_ratio=settings.quality_negative_ratio,
+    rules = MiningRules(k=settings.mined_negatives, negative_ratio=settings.mining_negative_ratio,
                         min_score=settings.mining_min_score)
     return StreamMiner(SentenceWindow(settings.mining_window, settings.mining_max_age_s), rules)
