@@ -14,7 +14,8 @@ from typing import Any
 
 import orjson
 
-from streams.dataset.report import ReportError, read_rows
+from streams.dataset.layouts import MAIN
+from streams.dataset.report import ReportError, read_dataset
 
 FORMATS = ("llamaindex",)
 
@@ -24,24 +25,12 @@ def doc_id(text: str) -> str:
     return "doc-" + hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
-def full_records(out_dir: Path):
-    manifest_path = out_dir / "manifest.json"
-    if not manifest_path.is_file():
-        raise ReportError(f"{out_dir} is not a pairstream dataset (no manifest.json)")
-    manifest = orjson.loads(manifest_path.read_bytes())
-    if manifest.get("columns") != "all":
-        raise ReportError(f"{out_dir} keeps only the columns {manifest.get('columns')}: export needs the full "
-                          "records (consume without --columns)")
-    for shard in manifest.get("shards", []):
-        if shard["family"] == "triplets":
-            yield from read_rows(out_dir / shard["path"])
-
-
 def llamaindex(out_dir: Path) -> dict[str, Any]:
     queries: dict[str, str] = {}
     corpus: dict[str, str] = {}
     relevant: dict[str, list[str]] = {}
-    for record in full_records(out_dir):
+    _, rows = read_dataset(out_dir, "export")
+    for record in (row for family, row in rows if family == MAIN):
         query, doc = (record["positive"], record["anchor"]) if record.get("action") == "query" else (
             record["anchor"], record["positive"])
         queries[record["id"]] = query
@@ -56,6 +45,8 @@ def llamaindex(out_dir: Path) -> dict[str, Any]:
 
 def export(out_dir: Path, to: str, dest: Path) -> int:
     """Write `dest`; returns the number of queries."""
+    if to not in FORMATS:
+        raise ReportError(f"cannot export to {to!r}: choose from {', '.join(FORMATS)}")
     data = llamaindex(out_dir)
     tmp = dest.with_name(dest.name + ".tmp")
     tmp.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2))

@@ -13,6 +13,7 @@ from typing import Any, Iterator
 import orjson
 
 from streams.dataset.layouts import MAIN
+from streams.dataset.shard import read_rows
 from streams.dataset.store import DatasetError
 from streams.dataset.tally import Tally
 
@@ -50,36 +51,30 @@ class Report:
                 self.margins["mined"].append(ap - m["score"])
 
 
-def read_rows(path: Path) -> Iterator[dict[str, Any]]:
-    if path.suffix == ".jsonl":
-        with open(path, "rb") as f:
-            for line in f:
-                if line.strip():
-                    yield orjson.loads(line)
-    else:
-        import pyarrow.parquet as pq
-
-        yield from pq.read_table(path).to_pylist()
-
-
-def build_report(out_dir: Path) -> Report:
+def read_dataset(out_dir: Path, purpose: str) -> tuple[dict[str, Any], Iterator[tuple[str, dict[str, Any]]]]:
+    """The manifest of DIR, and (family, row) for every full record and dead letter in its complete shards.
+    Raises ReportError when DIR is not a dataset or keeps no full records (`purpose` says who needs them)."""
     manifest_path = out_dir / "manifest.json"
     if not manifest_path.is_file():
         raise ReportError(f"{out_dir} is not a pairstream dataset (no manifest.json)")
     manifest = orjson.loads(manifest_path.read_bytes())
     if manifest.get("columns") != "all":
-        raise ReportError(f"{out_dir} keeps only the columns {manifest.get('columns')}: the report needs the full "
+        raise ReportError(f"{out_dir} keeps only the columns {manifest.get('columns')}: {purpose} needs the full "
                           "records (consume without --columns)")
+    rows = ((s["family"], row) for s in manifest.get("shards", []) if s["family"] in (MAIN, "dead_letters")
+            for row in read_rows(out_dir / s["path"]))
+    return manifest, rows
+
+
+def build_report(out_dir: Path) -> Report:
+    manifest, rows = read_dataset(out_dir, "the report")
     report = Report(out_dir, rows=manifest.get("rows", {}))
-    for shard in manifest.get("shards", []):
-        if shard["family"] in (MAIN, "dead_letters"):
-            for row in read_rows(out_dir / shard["path"]):
-                if shard["family"] == MAIN:
-                    report.add(row)
-                else:
-                    report.tally.add(row, dead_letter=True)
-    report.tally.dead_letters_kept = "dead_letters" in report.rows or any(
-        s["family"] == "dead_letters" for s in manifest.get("shards", []))
+    for family, row in rows:
+        if family == MAIN:
+            report.add(row)
+        else:
+            report.tally.add(row, dead_letter=True)
+    report.tally.dead_letters_kept = bool(manifest.get("dead_letters_kept")) or "dead_letters" in report.rows
     if not report.tally.triplets:
         raise ReportError(f"{out_dir} holds no records yet")
     return report

@@ -5,7 +5,7 @@ import os
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import orjson
 
@@ -94,3 +94,16 @@ class Shard:
         if self._file is not None:
             self._file.close()
         self.tmp.unlink(missing_ok=True)
+
+
+def read_rows(path: Path) -> Iterator[dict[str, Any]]:
+    """The rows of a complete shard, JSONL or Parquet."""
+    if path.suffix == ".jsonl":
+        with open(path, "rb") as f:
+            for line in f:
+                if line.strip():
+                    yield orjson.loads(line)
+    else:
+        import pyarrow.parquet as pq
+
+        yield from pq.read_table(path).to_pylist()

@@ -34,7 +34,7 @@ import orjson
 from streams.dataset.card import render_card
 from streams.dataset.index import IdIndex, utc_now
 from streams.dataset.layouts import MAIN, VIEWS, layouts_for
-from streams.dataset.shard import Shard
+from streams.dataset.shard import Shard, read_rows
 from streams.dataset.tally import Tally
 
 FORMATS = ("jsonl", "parquet")
@@ -72,7 +72,7 @@ class Dataset:
         self.index = IdIndex(self.state_dir / "index.sqlite")
         self._check_layout()
         stored = self.index.meta("tally")
-        self.tally = Tally.from_json(orjson.loads(stored)) if stored else Tally()  # of the indexed shards
+        self.tally = Tally.from_json(orjson.loads(stored)) if stored else self._count_shards()  # indexed shards
         self.tally.dead_letters_kept = self.tally.dead_letters_kept or dead_letters
         self.pending = Tally()  # of the open shards
         self._recover()
@@ -91,6 +91,16 @@ class Dataset:
                 self.index.set_meta(key, value)
             elif have != value:
                 raise DatasetError(f"{self.dir} holds a dataset with {key} {have!r}; asked for {value!r}")
+
+    def _count_shards(self) -> Tally:
+        """The figures of a directory written before the card existed, read once from its shards."""
+        tally = Tally()
+        for shard in self.index.shards():
+            if shard["family"] in (MAIN, "dead_letters") and (self.columns is None or shard["family"] != MAIN):
+                for row in read_rows(self.dir / self._folder(shard["family"]) / shard["name"]):
+                    tally.add(row, dead_letter=shard["family"] == "dead_letters")
+            tally.rows[shard["family"]] += shard["rows"]
+        return tally
 
     def _format_of(self, family: str) -> str:
         return "jsonl" if family in RECORD_FAMILIES else self.fmt
@@ -122,7 +132,8 @@ class Dataset:
         if dead_letter:
             self._row("dead_letters", record)
         else:
-            placed = dict(layout.place(record) for layout in reversed(self.layouts))  # one row per family
+            # a dict: two views may put the record in the same family (`pairs`); it is written there once
+            placed = dict(layout.place(record) for layout in self.layouts)
             for family, row in sorted(placed.items(), key=lambda kv: kv[0] != MAIN):
                 self._row(family, row)
         self.pending.add(record, dead_letter=dead_letter)
@@ -197,6 +208,7 @@ class Dataset:
             "columns": list(self.columns) if self.columns else "all",
             "views": list(self.views),
             "rows": dict(rows),
+            "dead_letters_kept": self.tally.dead_letters_kept,
             "shards": [{**s, "path": str(Path(self._folder(s["family"])) / s["name"])} for s in shards],
             "load": f'datasets.load_dataset("{"json" if self.fmt == "jsonl" else "parquet"}", '
                     f'data_files="{self.dir}/*.{self.fmt}", split="train")',

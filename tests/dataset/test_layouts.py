@@ -113,3 +113,17 @@ def test_the_card_states_size_licence_models_tag_and_the_quality_figures(tmp_pat
     assert "| quality: near_copy | 1 |" in body
     # records with quality: i % 3 != 0 -> 26 of 40; anchor-positive is 0.8 for each
     assert "| anchor-positive | 26 | 0.81 | 0.81 | 0.81 |" in body
+
+
+def test_a_directory_from_before_the_card_gets_its_figures_from_its_shards(tmp_path):
+    written(tmp_path, n=20, dead_letters=True)
+    before = (tmp_path / "README.md").read_text(encoding="utf-8")
+    ds = Dataset(tmp_path, dead_letters=True)
+    ds.index.db.execute("DELETE FROM meta WHERE key = 'tally'")  # as a directory written by an older sink
+    ds.close()
+    again = Dataset(tmp_path, dead_letters=True)
+    assert again.tally.triplets == 20 and again.tally.mined == {"0": 5, "1": 5, "2": 5, "3": 5}
+    again.add(record(20))
+    again.close()
+    after = (tmp_path / "README.md").read_text(encoding="utf-8")
+    assert "generation: `m` (20 records)" in before and "generation: `m` (21 records)" in after
