@@ -21,7 +21,7 @@ ABOUT = {
                "metadata, source (for audits and filtering, not for training as is)",
     "default": "the --columns layout",
     "triplet": "anchor, positive, negative (the LLM's negative)",
-    "mined-negatives": "anchor, positive, negative_1 ... negative_k (mined from the stream, hardest first)",
+    "mined-negatives": "anchor, positive, negative_1 ... negative_k: negatives mined from the stream, hardest first",
     "pairs": "anchor, positive (rows without negatives; MultipleNegativesRankingLoss uses in-batch negatives)",
     "dead-letters": "anchors that could not become records, with the stage and the reason",
 }
@@ -39,7 +39,8 @@ def describe(config: str) -> str:
     if config in ABOUT:
         return ABOUT[config]
     width = config.rsplit("-", 1)[-1]
-    return f"rows with only {width} of the negatives asked, as negative_1 ... negative_{width}"
+    names = "negative_1" if width == "1" else f"negative_1 ... negative_{width}"
+    return f"anchor, positive and only {width} negative(s), as {names}: rows with fewer negatives than asked"
 
 
 def front_matter(families: dict[str, tuple[str, str, int]], full_records: bool, tally: Tally) -> list[str]:
@@ -65,7 +66,7 @@ def fmt_share(value: float | None) -> str:
 
 
 def quality_lines(tally: Tally) -> list[str]:
-    lines = ["## Quality", "", "Scores are cosine similarities under the embedding model named below, computed in "
+    lines = ["## Quality", "", "Scores are cosine similarities under the embedding model named above, computed in "
              "the stream for every record; quantiles are to 0.01.", ""]
     kept = tally.dead_letters if tally.dead_letters_kept else "not kept (consume without --dead-letters)"
     lines += [f"- records: {tally.triplets}; dead letters: {kept}",
@@ -99,7 +100,7 @@ def render_card(tally: Tally, families: dict[str, tuple[str, str, int]], *, full
     """`families`: family -> (folder, format, rows) for every family with a complete shard."""
     lines = front_matter(families, full_records, tally)
     lines += ["# pairstream sentence pairs", "",
-              "Made by [pairstream](https://example.invalid/pairstream) from a stream of anchor sentences: an LLM "
+              "Made by pairstream from a stream of anchor sentences: an LLM "
               "wrote each positive (and negative), an embedding model judged every pair in the stream, and hard "
               "negatives were mined from the stream's earlier sentences (positive-aware: each scores below "
               "cos(anchor, positive) - 5% of it). This card is rewritten as the dataset grows.", "",

@@ -28,6 +28,7 @@ class Report:
     tally: Tally = field(default_factory=Tally)
     rows: dict[str, int] = field(default_factory=dict)  # per family, from the manifest
     times: list[datetime] = field(default_factory=list)  # generated_at of every record
+    under_rule: int = 0  # mined negatives with score < cos(a, p) - |cos(a, p)| * 0.05
     margins: dict[str, list[float]] = field(default_factory=lambda: {"llm": [], "mined": []})
     scores: dict[str, list[float]] = field(default_factory=lambda: {"anchor_positive": [], "anchor_negative": [],
                                                                     "mined": []})
@@ -49,6 +50,7 @@ class Report:
             self.scores["mined"].append(m["score"])
             if ap is not None:
                 self.margins["mined"].append(ap - m["score"])
+                self.under_rule += m["score"] < ap - abs(ap) * 0.05
 
 
 def read_dataset(out_dir: Path, purpose: str) -> tuple[dict[str, Any], Iterator[tuple[str, dict[str, Any]]]]:
@@ -102,8 +104,9 @@ def summary_lines(report: Report) -> list[str]:
         inverted = sum(m < 0 for m in report.margins["llm"])
         lines.append(f"inverted (LLM negative closer than the positive): {inverted} ({share(inverted, t.triplets)})")
     if report.margins["mined"]:
-        lines.append(f"mined negatives under the positive-aware rule: {sum(m > 0 for m in report.margins['mined'])}"
-                     f" of {len(report.margins['mined'])}")
+        n = len(report.margins["mined"])
+        lines.append(f"mined negatives below the positive: {sum(m > 0 for m in report.margins['mined'])} of {n}; "
+                     f"under the positive-aware 0.95 rule: {report.under_rule} of {n}")
     lines += ["", "negatives per record   mined    all (the LLM's + mined)"]
     for n in sorted({int(k) for k in (*t.mined, *t.negatives)}):
         lines.append(f"{n:>20}   {share(t.mined.get(str(n), 0), t.triplets):>6}   "

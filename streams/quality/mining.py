@@ -33,7 +33,7 @@ from streams.quality.checks import plain_text
 @dataclass(frozen=True)
 class MiningRules:
     k: int = 3
-    negative_ratio: float = 0.95  # the quality gate's positive-aware ratio
+    negative_ratio: float = 0.95  # positive-aware: a candidate stays below this share of cos(a, p)
     min_score: float = 0.0
     max_duplicate: float = 0.95
 
