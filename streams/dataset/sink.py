@@ -20,7 +20,7 @@ from typing import Callable, Literal
 import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator
 
 from streams.dataset.layouts import VIEWS, check_columns
 from streams.dataset.store import Dataset
@@ -99,12 +99,6 @@ class SinkOptions(BaseModel):
         if value is not None and any(v not in VIEWS for v in value):
             raise ValueError(f"choose from {', '.join(VIEWS)}, or none")
         return value
-
-    @model_validator(mode="after")
-    def _views_beside_records(self) -> "SinkOptions":
-        if self.columns is not None and self.views:
-            raise ValueError("--views come beside full records only: drop --columns or --views")
-        return self
 
     @property
     def idle_stop_s(self) -> float | None:

@@ -127,3 +127,12 @@ def test_a_directory_from_before_the_card_gets_its_figures_from_its_shards(tmp_p
     again.close()
     after = (tmp_path / "README.md").read_text(encoding="utf-8")
     assert "generation: `m` (20 records)" in before and "generation: `m` (21 records)" in after
+
+
+def test_consume_refuses_views_beside_a_columns_layout_with_exit_2(tmp_path):
+    from support.processes import run_cli
+
+    done = run_cli("consume", "--out", str(tmp_path / "d"), "--columns", "anchor,positive", "--views", "triplet")
+    assert done.returncode == 2 and "views come beside full records only" in done.stderr
+    done = run_cli("consume", "--out", str(tmp_path / "d"), "--views", "quadruplet")
+    assert done.returncode == 2 and "--views" in done.stderr
