@@ -60,7 +60,7 @@ def consume_anchors(env: dict, n: int, out: Path, worker) -> list[str]:
     """`pairstream consume` n triplet records into `out` with `env`'s security settings; their anchors."""
     consumed = run_cli("consume", "--out", str(out), "--limit", str(n), "--until-idle", "60", "--quiet", env=env)
     assert consumed.returncode == 0, consumed.stderr[-2000:] + worker.log[-2000:]
-    return [json.loads(line)["anchor"] for shard in sorted(out.rglob("*.jsonl")) if "dead_letters" not in shard.parts
+    return [json.loads(line)["anchor"] for shard in sorted(out.glob("*.jsonl"))  # the full records (not the views)
             for line in shard.read_text().splitlines()]
 
 
