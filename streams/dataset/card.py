@@ -43,10 +43,13 @@ def describe(config: str) -> str:
     return f"anchor, positive and only {width} negative(s), as {names}: rows with fewer negatives than asked"
 
 
-def front_matter(families: dict[str, tuple[str, str, int]], full_records: bool, tally: Tally) -> list[str]:
-    configs = {config_name(f, full_records): (folder, fmt) for f, (folder, fmt, _) in families.items()}
-    main = config_name(MAIN, full_records)
-    default = "triplet" if "triplet" in configs else main
+def front_matter(families: dict[str, tuple[list[str], int]], full_records: bool, tally: Tally,
+                 dataset_id: str) -> list[str]:
+    """The YAML head. Each config lists its shard files rather than a glob, and its description names this
+    directory's id: `datasets` caches a local directory's configs by their YAML alone, so with a glob a grown
+    dataset (or another directory of the same name) would load from the stale cache of an earlier one."""
+    configs = {config_name(f, full_records): (f, files) for f, (files, _) in families.items()}
+    default = "triplet" if "triplet" in configs else config_name(MAIN, full_records)
     lines = ["---", 'pretty_name: "pairstream sentence pairs"',
              "license: other  # placeholder: the licence of your anchors and of the model outputs",
              'license_name: "unset"', "size_categories:", f"- {q(size_category(tally.triplets))}",
@@ -54,10 +57,10 @@ def front_matter(families: dict[str, tuple[str, str, int]], full_records: bool, 
     lines += [f"- {q(t)}" for t in TAGS]
     if configs:
         lines.append("configs:")
-    for name, (folder, fmt) in sorted(configs.items(), key=lambda kv: (kv[0] != default, kv[0])):
-        pattern = f"{folder}/*.{fmt}" if folder else f"{MAIN}-*.{fmt}"
+    for name, (family, files) in sorted(configs.items(), key=lambda kv: (kv[0] != default, kv[0])):
         lines += [f"- config_name: {q(name)}"] + (["  default: true"] if name == default else [])
-        lines += ["  data_files:", '  - split: "train"', f"    path: {q(pattern)}"]
+        lines += [f"  description: {q(describe(name) + f' (pairstream dataset {dataset_id})')}",
+                  "  data_files:", '  - split: "train"', "    path:"] + [f"    - {q(f)}" for f in files]
     return lines + ["---", ""]
 
 
@@ -95,17 +98,17 @@ def quality_lines(tally: Tally) -> list[str]:
     return lines
 
 
-def render_card(tally: Tally, families: dict[str, tuple[str, str, int]], *, full_records: bool,
-                columns: tuple[str, ...] | None) -> str:
-    """`families`: family -> (folder, format, rows) for every family with a complete shard."""
-    lines = front_matter(families, full_records, tally)
+def render_card(tally: Tally, families: dict[str, tuple[list[str], int]], *, full_records: bool,
+                columns: tuple[str, ...] | None, dataset_id: str) -> str:
+    """`families`: family -> (its shard files relative to DIR, rows) for every family with a complete shard."""
+    lines = front_matter(families, full_records, tally, dataset_id)
     lines += ["# pairstream sentence pairs", "",
               "Made by pairstream from a stream of anchor sentences: an LLM "
               "wrote each positive (and negative), an embedding model judged every pair in the stream, and hard "
               "negatives were mined from the stream's earlier sentences (positive-aware: each scores below "
               "cos(anchor, positive) - 5% of it). This card is rewritten as the dataset grows.", "",
               "## Configs", "", "| config | rows | columns |", "| --- | --- | --- |"]
-    for family, (_, _, rows) in sorted(families.items()):
+    for family, (_, rows) in sorted(families.items()):
         name = config_name(family, full_records)
         about = ", ".join(columns) if name == "default" and columns else describe(name)
         lines.append(f"| `{name}` | {rows} | {about} |")

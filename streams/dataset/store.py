@@ -25,6 +25,7 @@ never a half-written shard or a record in two shards.
 import base64
 import os
 import time
+import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,8 @@ class Dataset:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.index = IdIndex(self.state_dir / "index.sqlite")
         self._check_layout()
+        self.dataset_id = self.index.meta("dataset_id") or uuid.uuid4().hex  # names this directory on its card
+        self.index.set_meta("dataset_id", self.dataset_id)
         stored = self.index.meta("tally")
         self.tally = Tally.from_json(orjson.loads(stored)) if stored else self._count_shards()  # indexed shards
         self.tally.dead_letters_kept = self.tally.dead_letters_kept or dead_letters
@@ -99,7 +102,6 @@ class Dataset:
             if shard["family"] in (MAIN, "dead_letters") and (self.columns is None or shard["family"] != MAIN):
                 for row in read_rows(self.dir / self._folder(shard["family"]) / shard["name"]):
                     tally.add(row, dead_letter=shard["family"] == "dead_letters")
-            tally.rows[shard["family"]] += shard["rows"]
         return tally
 
     def _format_of(self, family: str) -> str:
@@ -173,7 +175,6 @@ class Dataset:
                                               columns)
         shard.add(str(row.get("id") or ""), row)
         self.written[family] += 1
-        self.pending.rows[family] += 1
 
     def due(self) -> bool:
         """A shard is full or old enough: time to `checkpoint()`."""
@@ -215,10 +216,12 @@ class Dataset:
             "updated_at": utc_now(),
         }
         self._replace("manifest.json", orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
-        families = {family: (self._folder(family), self._format_of(family), count)
-                    for family, count in rows.items() if family != "rejects"}
+        files: dict[str, list[str]] = {}
+        for shard in manifest["shards"]:
+            files.setdefault(shard["family"], []).append(shard["path"])
+        families = {family: (files[family], count) for family, count in rows.items() if family != "rejects"}
         self._replace("README.md", render_card(self.tally, families, full_records=self.columns is None,
-                                               columns=self.columns).encode())
+                                               columns=self.columns, dataset_id=self.dataset_id).encode())
 
     def _replace(self, name: str, content: bytes) -> None:
         tmp = self.state_dir / f"{name}.tmp"

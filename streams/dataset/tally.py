@@ -1,4 +1,4 @@
-"""Running figures of a dataset: rows, models, score histograms, negatives per row, dead letters by reason,
+"""Running figures of a dataset: records, models, score histograms, negatives per row, dead letters by reason,
 rows over time. Kept by the sink as records are added (so the dataset card never re-reads the shards) and
 rebuilt exactly from the shards by `pairstream report`; both go through `add()`, so they agree.
 
@@ -26,7 +26,6 @@ class Tally:
     triplets: int = 0  # records with a negative or not; one per record id
     dead_letters: int = 0
     dead_letters_kept: bool = False  # the sink writes dead letters too (--dead-letters): the yield is known
-    rows: Counter = field(default_factory=Counter)  # per family
     models: Counter = field(default_factory=Counter)  # generation model_name
     embedding_models: Counter = field(default_factory=Counter)
     verdicts: Counter = field(default_factory=Counter)
@@ -64,7 +63,7 @@ class Tally:
         self.triplets += other.triplets
         self.dead_letters += other.dead_letters
         self.dead_letters_kept = self.dead_letters_kept or other.dead_letters_kept
-        for name in ("rows", "models", "embedding_models", "verdicts", "problems", "negatives", "mined",
+        for name in ("models", "embedding_models", "verdicts", "problems", "negatives", "mined",
                      "rejections", "hours"):
             getattr(self, name).update(getattr(other, name))
         for name in SCORES:

@@ -136,3 +136,26 @@ def test_consume_refuses_views_beside_a_columns_layout_with_exit_2(tmp_path):
     assert done.returncode == 2 and "views come beside full records only" in done.stderr
     done = run_cli("consume", "--out", str(tmp_path / "d"), "--views", "quadruplet")
     assert done.returncode == 2 and "--views" in done.stderr
+
+
+def test_a_grown_dataset_and_another_of_the_same_name_never_load_from_a_stale_cache(tmp_path):
+    """`datasets` caches a local directory's configs by their YAML: with globs, a reload after the dataset grew
+    returned the rows of the first load (seen: 4 instead of 16), and so did another directory of the same name."""
+    grown = tmp_path / "a" / "data"
+    load = lambda d: datasets.load_dataset(str(d), "triplet", split="train")  # noqa: E731
+    first = Dataset(grown)
+    for i in range(4):
+        first.add(record(i))
+    first.close()
+    assert load(grown).num_rows == 4
+    more = Dataset(grown)
+    for i in range(4, 16):
+        more.add(record(i))
+    more.close()
+    assert load(grown).num_rows == 16
+    other = tmp_path / "b" / "data"  # the same name and the same shard names, other rows
+    ds = Dataset(other)
+    for i in range(100, 104):
+        ds.add(record(i))
+    ds.close()
+    assert sorted(load(other)["anchor"]) == sorted(f"Anchor {i}." for i in range(100, 104))
