@@ -41,7 +41,7 @@ from streams.dataset.tally import Tally
 FORMATS = ("jsonl", "parquet")
 RECORD_FAMILIES = ("dead_letters", "rejects")  # always JSONL, in their own folders
 REJECT_MAX_BYTES = 65536  # of the unreadable value kept in a reject
-SHARD_NAME = "*-[0-9][0-9][0-9][0-9][0-9][0-9].*"
+SHARD_NUMBER = "-[0-9][0-9][0-9][0-9][0-9][0-9].*"  # after the family's name
 
 
 class DatasetError(Exception):
@@ -98,8 +98,9 @@ class Dataset:
     def _count_shards(self) -> Tally:
         """The figures of a directory written before the card existed, read once from its shards."""
         tally = Tally()
+        records = ("dead_letters",) + ((MAIN,) if self.columns is None else ())  # shards holding whole records
         for shard in self.index.shards():
-            if shard["family"] in (MAIN, "dead_letters") and (self.columns is None or shard["family"] != MAIN):
+            if shard["family"] in records:
                 for row in read_rows(self.dir / self._folder(shard["family"]) / shard["name"]):
                     tally.add(row, dead_letter=shard["family"] == "dead_letters")
         return tally
@@ -120,9 +121,10 @@ class Dataset:
         for tmp in self.state_dir.glob("*.tmp"):
             tmp.unlink()
         known = {s["name"] for s in self.index.shards()}
-        folders = [self.dir] + [d for d in self.dir.iterdir() if d.is_dir() and d != self.state_dir]
-        for folder in folders:
-            for f in folder.glob(SHARD_NAME):
+        # Only pairstream's own shard names: DIR/triplets-NNNNNN.* and DIR/<family>/<family>-NNNNNN.*
+        families = [MAIN] + [d.name for d in self.dir.iterdir() if d.is_dir() and d != self.state_dir]
+        for family in families:
+            for f in (self.dir / self._folder(family)).glob(f"{family}{SHARD_NUMBER}"):
                 if f.suffix in (".jsonl", ".parquet") and f.name not in known:
                     f.unlink()
         self._write_manifest()

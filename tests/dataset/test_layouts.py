@@ -159,3 +159,14 @@ def test_a_grown_dataset_and_another_of_the_same_name_never_load_from_a_stale_ca
         ds.add(record(i))
     ds.close()
     assert sorted(load(other)["anchor"]) == sorted(f"Anchor {i}." for i in range(100, 104))
+
+
+def test_recovery_deletes_only_pairstreams_own_unindexed_shards(tmp_path):
+    written(tmp_path, n=10)
+    orphan = tmp_path / "mined-negatives" / "mined-negatives-000099.jsonl"  # renamed, never indexed: a crash
+    orphan.write_text('{"anchor": "a"}\n')
+    mine = tmp_path / "notes" / "draft-000001.jsonl"  # a user's own file inside DIR
+    mine.parent.mkdir()
+    mine.write_text("{}\n")
+    Dataset(tmp_path).close()
+    assert not orphan.exists() and mine.exists()
