@@ -62,3 +62,17 @@ def test_fake_backend_has_the_capacity_it_is_given():
 def test_percentile_is_nearest_rank():
     values = list(range(1, 101))
     assert percentile(values, 0.5) == 50 and percentile(values, 0.99) == 99 and percentile([7], 0.95) == 7
+
+
+def test_bench_compare_mining_fills_the_window_first_and_reports_both_runs(tmp_path):
+    out = run_cli("bench", "--compare", "mining", "--mining-window", "200", "--anchors", "60", "--warmup", "0",
+                  "--slots", "16", "--latency-ms", "1", "--sigma", "0", "--latency-anchors", "0", "--concurrency", "16",
+                  "--json", "--workdir", str(tmp_path), timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    off, on = orjson.loads(out.stdout)
+    for r in (off, on):  # the warm-up is raised to fill the window: 200 sentences, 2 per record, plus 100
+        assert r["config"]["warmup"] == 200 and r["config"]["quality"] == "flag" and r["dead_letters"] == 0
+        assert r["delivered"] == 200 + 60
+    assert off["mined_per_record"] == 0 and on["mined_per_record"] == 3
+    assert off["config"]["worker_env"]["PAIRSTREAM_MINED_NEGATIVES"] == "0"
+    assert on["config"]["worker_env"]["PAIRSTREAM_MINING_WINDOW"] == "200"
