@@ -1,5 +1,5 @@
-"""Running figures of a dataset: records, models, score histograms, negatives per row, dead letters by reason,
-rows over time. Kept by the sink as records are added (so the dataset card never re-reads the shards) and
+"""Running figures of a dataset: records, models, score histograms, negatives per row, dead letters by reason.
+Kept by the sink as records are added (so the dataset card never re-reads the shards) and
 rebuilt exactly from the shards by `pairstream report`; both go through `add()`, so they agree.
 
 Scores are counted in 0.01-wide bins over [-1, 1]: quantiles are exact to 0.01.
@@ -33,7 +33,6 @@ class Tally:
     negatives: Counter = field(default_factory=Counter)  # negatives per record (the LLM's + mined), as str keys
     mined: Counter = field(default_factory=Counter)  # mined negatives per record
     rejections: Counter = field(default_factory=Counter)  # dead letters by "stage: error type"
-    hours: Counter = field(default_factory=Counter)  # records per hour of generated_at ("2026-12-01T07")
     histograms: dict[str, list[int]] = field(default_factory=lambda: {s: [0] * BINS for s in SCORES})
 
     def add(self, record: dict[str, Any], *, dead_letter: bool = False) -> None:
@@ -44,7 +43,6 @@ class Tally:
             return
         self.triplets += 1
         self.models[str(record.get("model_name"))] += 1
-        self.hours[str(record.get("generated_at") or "")[:13]] += 1
         mined = record.get("mined_negatives") or []
         self.mined[str(len(mined))] += 1
         self.negatives[str(len(mined) + (record.get("negative") is not None))] += 1
@@ -64,7 +62,7 @@ class Tally:
         self.dead_letters += other.dead_letters
         self.dead_letters_kept = self.dead_letters_kept or other.dead_letters_kept
         for name in ("models", "embedding_models", "verdicts", "problems", "negatives", "mined",
-                     "rejections", "hours"):
+                     "rejections"):
             getattr(self, name).update(getattr(other, name))
         for name in SCORES:
             self.histograms[name] = [a + b for a, b in zip(self.histograms[name], other.histograms[name])]
