@@ -62,6 +62,7 @@ class SentenceWindow:
         self.vectors: np.ndarray | None = None  # (capacity, dimensions), allocated on the first add
         self.added_at = np.full(capacity, -np.inf)
         self.texts: list[str | None] = [None] * capacity
+        self.keys: list[str | None] = [None] * capacity  # each text folded (case, punctuation), computed once
         self.record_ids: list[str | None] = [None] * capacity
         self.slot_of: dict[str, int] = {}  # folded text -> slot
         self.next = 0  # slot the next sentence goes to (the oldest once full)
@@ -81,12 +82,12 @@ class SentenceWindow:
                 self.added_at[self.slot_of[key]] = now
                 continue
             slot = self.next
-            old = self.texts[slot]
-            if old is not None:
-                self.slot_of.pop(plain_text(old), None)
+            if self.keys[slot] is not None:
+                self.slot_of.pop(self.keys[slot], None)
             self.vectors[slot] = vector
             self.added_at[slot] = now
             self.texts[slot] = text
+            self.keys[slot] = key
             self.record_ids[slot] = record_id
             self.slot_of[key] = slot
             self.next = (slot + 1) % self.capacity
@@ -150,13 +151,12 @@ class StreamMiner:
             if len(picked) == rules.k:
                 break
             source = window.record_ids[slot]
-            text = window.texts[slot]
-            if source in used_records or plain_text(text) in own:
+            if source in used_records or window.keys[slot] in own:
                 continue
             vector = window.vectors[slot]
             if any(float(vector @ other) >= rules.max_duplicate for other in avoid):
                 continue
-            picked.append(Mined(text, float(scores[slot]), source))
+            picked.append(Mined(window.texts[slot], float(scores[slot]), source))
             used_records.add(source)
             avoid.append(vector)
         return picked
