@@ -87,6 +87,7 @@ STATE_SERIES = {
     "pairstream_llm_requests_in_flight": "LLM HTTP requests in flight.",
     "pairstream_concurrency_limit": "Current limit of LLM requests in flight (moves when concurrency is `auto`).",
     "pairstream_llm_outage": "1 while the LLM is considered down (requests held, probing), else 0.",
+    "pairstream_embeddings_outage": "1 while the quality gate's embedding backend is considered down, else 0.",
     "pairstream_partitions_assigned": "Partitions of the anchors topic assigned to this worker.",
     "pairstream_consumer_lag": "Anchors not yet committed per partition: high watermark minus committed offset.",
     "pairstream_mining_window_sentences": "Sentences in the in-stream mining index (bounded by count and age).",
@@ -101,6 +102,7 @@ class StateReader:
     llm_in_flight: Callable[[], int] = lambda: 0
     concurrency_limit: Callable[[], int] = lambda: 0
     llm_outage: Callable[[], bool] = lambda: False
+    embeddings_outage: Callable[[], bool] = lambda: False
     partitions_assigned: Callable[[], int] = lambda: 0
     lag: Callable[[], Iterable[tuple[str, int, int]]] = lambda: ()  # (topic, partition, lag) per assigned partition
     mining_window: Callable[[], int] = lambda: 0
@@ -116,6 +118,7 @@ class _StateCollector(Collector):
                             ("pairstream_llm_requests_in_flight", r.llm_in_flight()),
                             ("pairstream_concurrency_limit", r.concurrency_limit()),
                             ("pairstream_llm_outage", int(r.llm_outage())),
+                            ("pairstream_embeddings_outage", int(r.embeddings_outage())),
                             ("pairstream_partitions_assigned", r.partitions_assigned()),
                             ("pairstream_mining_window_sentences", r.mining_window())):
             yield GaugeMetricFamily(name, STATE_SERIES[name], value=value)

@@ -71,16 +71,19 @@ class LLMError(Exception):
     """One failed request. `retryable` says whether the same request may succeed later."""
 
     def __init__(self, kind: str, message: str, *, status: int | None = None, retryable: bool,
-                 retry_after: float | None = None):
+                 retry_after: float | None = None, outage: bool | None = None):
         super().__init__(message)
         self.kind = kind
         self.status = status
         self.retryable = retryable
         self.retry_after = retry_after
+        self._outage = outage  # None: decided by kind and status
 
     @property
     def outage(self) -> bool:
         """The backend is down or failing (as opposed to refusing this request): see `streams.generate.outage`."""
+        if self._outage is not None:
+            return self._outage
         return self.kind in ("timeout", "connection") or (self.status is not None and self.status >= 500)
 
 

@@ -1,4 +1,4 @@
-"""A worker-wide circuit breaker for LLM outages: wait, do not burn retries.
+"""A worker-wide circuit breaker for backend outages (the LLM, the embedding model): wait, do not burn retries.
 
 Without it every in-flight anchor retries on its own during an outage, spends its
 retries in seconds and becomes a dead letter, and the worker moves on to the next
@@ -23,7 +23,8 @@ log = logging.getLogger("pairstream.llm")
 
 class OutageGate:
     def __init__(self, failures_to_open: int = 3, cooldown_s: float = 1.0, max_cooldown_s: float = 30.0,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, backend: str = "LLM backend"):
+        self.backend = backend  # named in the log lines
         self.failures_to_open = failures_to_open
         self.base_cooldown_s = cooldown_s
         self.max_cooldown_s = max_cooldown_s
@@ -68,7 +69,7 @@ class OutageGate:
             return
         self.consecutive_failures = 0
         if self.is_open:
-            log.warning("LLM backend is back after %.1fs; resuming requests", self.clock() - self.opened_at)
+            log.warning("%s is back after %.1fs; resuming requests", self.backend, self.clock() - self.opened_at)
             self.opened_at = None
             self.probing = False
             self.cooldown_s = self.base_cooldown_s
@@ -94,5 +95,6 @@ class OutageGate:
             self.open_until = now + self.cooldown_s
             self.outages += 1
             self._closed.clear()
-            log.warning("LLM backend unavailable (%d failures in a row, last: %s); holding requests, probing every "
-                        "%.0f-%.0fs", self.consecutive_failures, reason, self.base_cooldown_s, self.max_cooldown_s)
+            log.warning("%s unavailable (%d failures in a row, last: %s); holding requests, probing every "
+                        "%.0f-%.0fs", self.backend, self.consecutive_failures, reason, self.base_cooldown_s,
+                        self.max_cooldown_s)

@@ -17,8 +17,9 @@ from streams.settings import Settings
 
 class EmbeddingJudge:
     def __init__(self, embedder: Embedder, limits: Thresholds, *, metrics: Metrics | None = None,
-                 max_batch: int = 64, max_wait_s: float = 0.005):
+                 max_batch: int = 64, max_wait_s: float = 0.005, gate: OutageGate | None = None):
         self.embedder = embedder
+        self.gate = gate  # the backend's outage gate, for the worker's metrics and readiness
         self.limits = limits
         self.metrics = metrics or Metrics()
         self.batcher = MicroBatcher(self._embed_batch, max_batch, max_wait_s)
@@ -63,19 +64,23 @@ def build_judge(settings: Settings, metrics: Metrics | None = None) -> Embedding
     PAIRSTREAM_EMBEDDINGS_BASE_URL is set; else all-MiniLM-L6-v2 in-process."""
     if settings.quality == "off":
         return None
+    # Both backends retry like the LLM and hold behind their own gate during an outage (guard.py).
+    retry = RetryPolicy(max_retries=settings.llm_max_retries)
+    gate = OutageGate(settings.llm_outage_failures, max_cooldown_s=settings.llm_outage_probe_max_s,
+                      backend="embedding backend")
     if settings.embeddings_base_url:
         from streams.quality.remote import RemoteEmbedder
 
         embedder: Embedder = RemoteEmbedder(
             settings.embeddings_base_url, settings.embeddings_model, api_key=settings.embeddings_api_key,
-            timeout_s=settings.embeddings_timeout_s, retry=RetryPolicy(max_retries=settings.llm_max_retries),
-            gate=OutageGate(settings.llm_outage_failures, max_cooldown_s=settings.llm_outage_probe_max_s))
+            timeout_s=settings.embeddings_timeout_s, retry=retry, gate=gate)
     else:
+        from streams.quality.guard import GuardedEmbedder
         from streams.quality.local_minilm import LocalMiniLM
 
-        embedder = LocalMiniLM()
+        embedder = GuardedEmbedder(LocalMiniLM(), retry=retry, gate=gate)
     return EmbeddingJudge(embedder, thresholds(settings), metrics=metrics, max_batch=settings.embeddings_batch,
-                          max_wait_s=settings.embeddings_wait_ms / 1000)
+                          max_wait_s=settings.embeddings_wait_ms / 1000, gate=gate)
 
 
 def build_miner(settings: Settings) -> StreamMiner | None:

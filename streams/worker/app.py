@@ -111,6 +111,7 @@ def create_app(settings: Settings) -> PairstreamApp:
         llm_in_flight=lambda: limit.in_use,
         concurrency_limit=lambda: limit.limit,
         llm_outage=lambda: generator.gate.is_open,
+        embeddings_outage=lambda: judge is not None and judge.gate is not None and judge.gate.is_open,
         partitions_assigned=lambda: readiness.assigned or 0,  # the same count /ready reports
         lag=lambda: consumer_lag(app, settings.anchors_topic),
         mining_window=lambda: len(miner.window) if miner is not None else 0,
