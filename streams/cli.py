@@ -198,19 +198,20 @@ def export(out_dir: Path, to: str, dest: Path) -> None:
               help="PEM certificate: serve TLS only (clients use PAIRSTREAM_BROKER_SECURITY_PROTOCOL=SSL).")
 @click.option("--key", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="PEM private key of --cert.")
-def broker(port: int | None, host: str, cert: Path | None, key: Path | None) -> None:
-    """Run the embedded Kafka-compatible broker (Tansu, in memory) in the foreground."""
+@click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Keep topics, records and offsets in DIR (SeaweedFS S3): a restart has them all. Default: memory.")
+def broker(port: int | None, host: str, cert: Path | None, key: Path | None, data_dir: Path | None) -> None:
+    """Run the embedded Kafka-compatible broker (Tansu; in memory, or durable with --data) in the foreground."""
     from streams.local.broker import BrokerError, serve
 
-    if bool(cert) != bool(key):
-        usage_error("--cert and --key go together")
-
     def ready(embedded) -> None:
-        click.echo(f"broker listening: PAIRSTREAM_BROKER={embedded.url}")
+        click.echo(f"broker listening: PAIRSTREAM_BROKER={embedded.url}"
+                   + (f" (data in {data_dir})" if data_dir else ""))
         sys.stdout.flush()
 
     try:
-        serve(port, host, cert, key, on_ready=ready)
+        with usage_errors(ValueError):
+            serve(port, host, cert, key, on_ready=ready, data_dir=data_dir)
     except BrokerError as exc:
         fail(str(exc))
 

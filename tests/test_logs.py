@@ -79,3 +79,54 @@ def test_a_secret_inside_an_exception_is_redacted_from_the_traceback(capsys, fmt
     err = capsys.readouterr().err
     assert "the LLM refused the request" in err and "Incorrect API key provided: ***" in err
     assert canary not in err
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_repeats_are_collapsed_with_a_count_and_one_line_when_they_stop():
+    """A cause repeating 100 times a second for 10 s prints at the start, then once per doubling interval with
+    the count left out, and once when it stops; another cause and pairstream's own lines are never held back."""
+    from streams.logs import CollapseRepeats
+
+    clock = Clock()
+    collapse = CollapseRepeats(clock=clock, quiet_s=3)
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.addFilter(collapse)
+    handler.emit = lambda rec: seen.append(rec.getMessage())
+    logger = logging.getLogger("aiokafka.test-collapse")
+    logger.addHandler(handler)
+    logger.propagate = False
+    summary = logging.getLogger("pairstream.logs")
+    summary.addHandler(handler)
+    own = logging.getLogger("pairstream.test-collapse")
+    own.addHandler(handler)
+    own.propagate = False
+    try:
+        for step in range(1000):  # 10 s
+            clock.now = step / 100
+            logger.error("Unable connect to node with id %s: %s", 111, "Connection refused")
+            if step % 100 == 0:
+                logger.error("Unable to update metadata from [%s]", 111)
+                own.warning("dead letter id=%s", step)
+        refused = [m for m in seen if m.startswith("Unable connect")]
+        assert len(refused) == 4  # at 0, 1, 3 and 7 s: the interval doubles
+        assert refused[1].endswith("[99 more like this in the last 1s]")
+        assert refused[3].endswith("[399 more like this in the last 4s]")
+        assert len([m for m in seen if m.startswith("Unable to update")]) == 4
+        assert len([m for m in seen if m.startswith("dead letter")]) == 10  # pairstream's own: all of them
+        assert not any("stopped repeating" in m for m in seen)
+        clock.now = 14.0  # quiet for 4 s: the connection is back
+        logger.error("Heartbeat session expired")
+        ended = [m for m in seen if "stopped repeating" in m]
+        assert len(ended) == 1 and "2 cause(s) over 10s, 1002 lines left out" in ended[0]  # 996 + 6
+        assert seen[-1] == "Heartbeat session expired"
+    finally:
+        for each in (logger, summary, own):
+            each.removeHandler(handler)

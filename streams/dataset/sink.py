@@ -243,8 +243,14 @@ class Sink(ConsumerRebalanceListener):
 
 def run_sink(settings: Settings, out_dir: Path, options: SinkOptions,
              on_progress: Callable[[ConsumeStats], None] | None = None) -> ConsumeStats:
-    """`consume` in the foreground: SIGINT and SIGTERM stop it cleanly (open shards are finished, then committed)."""
+    """`consume` in the foreground: SIGINT and SIGTERM stop it cleanly (open shards are finished, then committed).
+    Warnings and errors are logged as the worker logs them (format, secrets redacted, repeats collapsed)."""
     import signal
+
+    from streams.logs import configure_logging
+
+    configure_logging("warning" if settings.log_level in ("info", "warning") else settings.log_level,
+                      settings.log_format)
 
     async def run() -> ConsumeStats:
         stop = asyncio.Event()

@@ -2,14 +2,19 @@
 
 Used by `pairstream broker`, `pairstream demo`, `pairstream bench` and the tests so
 that the real Kafka protocol path (consumer groups, rebalances, commits) runs
-on a machine without Docker or a JVM. Storage is in memory: data lives as long
-as the process. Idempotent producers and transactions are not supported by it.
+on a machine without Docker or a JVM. Storage is in memory (data lives as long as
+the process) or, with `data_dir`, durable: Tansu's S3 engine on a SeaweedFS server
+over that directory (`streams.local.object_store`), so a restarted broker has every
+topic, record and committed offset. Idempotent producers and transactions are not
+supported by it.
 """
 
 import os
+import signal
 import subprocess
 from pathlib import Path
 
+from streams.local.object_store import ObjectStore, ObjectStoreError
 from streams.local.processes import ProcessError, free_port, stop_process, wait_for_port
 
 
@@ -30,7 +35,8 @@ class EmbeddedBroker:
     """Run Tansu on a loopback port. Use as a context manager or call start()/stop()."""
 
     def __init__(self, port: int | None = None, host: str = "127.0.0.1", log_file: Path | None = None,
-                 cert: Path | None = None, key: Path | None = None, users: dict[str, str] | None = None):
+                 cert: Path | None = None, key: Path | None = None, users: dict[str, str] | None = None,
+                 data_dir: Path | None = None):
         self.host = host
         self.port = port or free_port(host)
         self.log_file = log_file
@@ -40,6 +46,8 @@ class EmbeddedBroker:
         self.internal_port = free_port(host) if self.tls or users is not None else self.port
         self.front = None
         self.proc: subprocess.Popen | None = None
+        store_log = log_file.with_name(log_file.stem + "-storage.log") if log_file else None
+        self.store = ObjectStore(data_dir, host, store_log) if data_dir is not None else None
 
     @property
     def tls(self) -> bool:
@@ -55,12 +63,21 @@ class EmbeddedBroker:
         return f"{self.host}:{self.port}"
 
     def command(self) -> list[str]:
+        storage = self.store.storage_engine if self.store else "memory://tansu/"
         return [tansu_binary(), "broker", "--listener-url", f"tcp://{self.host}:{self.internal_port}",
-                "--advertised-listener-url", f"tcp://{self.host}:{self.port}", "--storage-engine", "memory://tansu/"]
+                "--advertised-listener-url", f"tcp://{self.host}:{self.port}", "--storage-engine", storage]
 
     def start(self, timeout: float = 30) -> "EmbeddedBroker":
-        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
+        """Start the broker (and its storage, unless it is running): again after `kill()`, on the same port."""
         env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")}
+        if self.store is not None:
+            if self.store.proc is None or self.store.proc.poll() is not None:
+                try:
+                    self.store.start()
+                except ObjectStoreError as exc:
+                    raise BrokerError(f"broker storage: {exc}") from exc
+            env.update(self.store.env())
+        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
         self.proc = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT, env=env,
                                      start_new_session=True)
         try:
@@ -78,7 +95,23 @@ class EmbeddedBroker:
     def stop(self, timeout: float = 10) -> None:
         if self.front is not None:
             self.front.stop()
+            self.front = None
         stop_process(self.proc, timeout)
+        if self.store is not None:
+            self.store.stop()
+
+    def kill(self, sig: int = signal.SIGKILL, timeout: float = 10) -> None:
+        """Stop only the broker process with `sig` (its storage keeps running), for fault tests."""
+        if self.front is not None:
+            self.front.stop()
+            self.front = None
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
 
     def __enter__(self) -> "EmbeddedBroker":
         return self.start()
@@ -87,11 +120,15 @@ class EmbeddedBroker:
         self.stop()
 
 
-def serve(port: int | None, host: str, cert: Path | None, key: Path | None, on_ready) -> None:
+def serve(port: int | None, host: str, cert: Path | None, key: Path | None, on_ready,
+          data_dir: Path | None = None) -> None:
     """`pairstream broker`: run until SIGTERM or Ctrl-C; `on_ready(broker)` once it listens."""
-    import signal
-
-    embedded = EmbeddedBroker(port=port, host=host, cert=cert, key=key).start()
+    if bool(cert) != bool(key):
+        raise ValueError("--cert and --key go together")
+    log_file = data_dir / "broker.log" if data_dir is not None else None
+    if data_dir is not None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    embedded = EmbeddedBroker(port=port, host=host, cert=cert, key=key, data_dir=data_dir, log_file=log_file).start()
 
     def on_sigterm(*_) -> None:
         raise KeyboardInterrupt
