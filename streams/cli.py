@@ -7,7 +7,8 @@ description lives in one place: the worker's flags from `Settings` (every
 `SinkOptions`, `bench`'s from `BenchConfig`.
 
 Exit codes: 0 success, 2 usage or configuration error (one line naming the
-setting), 1 runtime failure, 130 interrupted.
+setting), 1 runtime failure, 130 interrupted. It runs past 300 lines as a flat list
+of commands, each its options and one call, which reads better than a split.
 """
 
 import sys
@@ -148,6 +149,7 @@ def consume(out_dir: Path, quiet: bool, **kwargs: Any) -> None:
     """Grow a dataset in DIR from the triplets topic: complete JSONL or Parquet shards, resumable, duplicates
     dropped by record id (see DIR/manifest.json)."""
     from streams.dataset.sink import run_sink
+    from streams.dataset.store import StorageError
 
     options = model_from(SinkOptions, kwargs)
     settings = settings_from(kwargs, KAFKA_SETTINGS + ("triplets_topic", "dlq_topic", "app_id"))
@@ -162,6 +164,8 @@ def consume(out_dir: Path, quiet: bool, **kwargs: Any) -> None:
         try:
             with usage_errors(DatasetError):
                 stats = run_sink(settings, out_dir, options, on_progress=show)
+        except StorageError as exc:
+            fail(str(exc))
         except Exception as exc:
             fail(f"consuming from {settings.broker} failed: {exc}")
     click.echo(stats.summary(out_dir))

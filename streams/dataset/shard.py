@@ -91,9 +91,16 @@ class Shard:
         _fsync_dir(self.final.parent)
 
     def discard(self) -> None:
-        if self._file is not None:
-            self._file.close()
-        self.tmp.unlink(missing_ok=True)
+        """Drop the temp file; never raises (it runs after a failed write: disk full, read-only)."""
+        try:
+            if self._file is not None and not self._file.closed:
+                self._file.close()  # flushing the buffer may fail again
+        except OSError:
+            pass
+        try:
+            self.tmp.unlink(missing_ok=True)
+        except OSError:  # read-only: the next start deletes it
+            pass
 
 
 def read_rows(path: Path) -> Iterator[dict[str, Any]]:

@@ -2,7 +2,8 @@
 
 Kafka offsets are committed only after every record consumed before them is in a
 complete, fsynced, indexed shard (`streams.dataset.store`), so a crash can redeliver but
-never lose; redelivered records are recognised by their id and dropped, across
+never lose (and a full or read-only disk stops the sink with `StorageError`, committing
+nothing it could not write); redelivered records are recognised by their id and dropped, across
 restarts. Shards close when they reach `shard_rows` or `shard_seconds` (also while
 the stream is quiet), and on a clean stop. A record the sink cannot read (a tombstone,
 not JSON, not a record) is kept in DIR/rejects/ with its offset and the reason, and
@@ -23,7 +24,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 from pydantic import BaseModel, Field, field_validator
 
 from streams.dataset.layouts import VIEWS, check_columns
-from streams.dataset.store import Dataset
+from streams.dataset.store import Dataset, StorageError
 from streams.kafka import aiokafka_kwargs
 from streams.settings import Settings
 
@@ -164,12 +165,17 @@ class Sink(ConsumerRebalanceListener):
         self.position: dict[TopicPartition, int] = {}  # next offset per owned partition, for records added so far
         self.owned: set[TopicPartition] = set()
         self.closed = False
+        self.failure: StorageError | None = None  # from a checkpoint in a rebalance callback, raised by the loop
 
     # -- rebalances (ConsumerRebalanceListener) ------------------------------------------------------------
     async def on_partitions_revoked(self, revoked) -> None:
-        if self.closed or not revoked:
+        if self.closed or not revoked or self.failure:
             return
-        await self.checkpoint()  # everything added so far becomes durable, and committed while still owned
+        try:
+            await self.checkpoint()  # everything added so far becomes durable, and committed while still owned
+        except StorageError as exc:  # aiokafka would log and swallow it: the loop raises it instead
+            self.failure = exc
+            return
         self.owned -= set(revoked)
         for tp in revoked:
             self.position.pop(tp, None)
@@ -212,6 +218,8 @@ class Sink(ConsumerRebalanceListener):
             last_record = time.monotonic()
             while not (stop and stop.is_set()):
                 batch = await self.consumer.getmany(timeout_ms=500, max_records=1000)
+                if self.failure:
+                    raise self.failure
                 if batch:
                     last_record = time.monotonic()
                 for tp, messages in batch.items():

@@ -20,13 +20,21 @@ offsets committed (by the caller). A crash at
 any point leaves either an unfinished temp file (deleted on start; its records are
 redelivered) or a renamed shard missing from the index (deleted on start, likewise),
 never a half-written shard or a record in two shards.
+
+When the disk fills up or turns read-only (or a file-size limit is hit) every public
+method raises `StorageError`: nothing after the last checkpoint was committed, so the
+caller stops without committing offsets, and the same command completes the dataset
+once writing works again.
 """
 
 import base64
+import errno
 import os
+import sqlite3
 import time
 import uuid
 from collections import Counter
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +56,30 @@ class DatasetError(Exception):
     """DIR cannot be used as asked (for example: it holds shards of another format)."""
 
 
+class StorageError(Exception):
+    """DIR cannot be written now (disk full, read-only, file too large); nothing unwritten was committed."""
+
+
+HINTS = {errno.ENOSPC: "free some space", errno.EDQUOT: "raise the quota", errno.EROFS: "make it writable",
+         errno.EFBIG: "raise the file-size limit or lower --shard-rows", errno.EACCES: "make it writable"}
+
+
+@contextmanager
+def storage(out_dir: Path, doing: str):
+    """Turn a write failure under DIR (OSError, or SQLite's "disk is full" / "readonly database") into one
+    StorageError that says what failed, what was kept, and what to do."""
+    try:
+        yield
+    except (OSError, sqlite3.Error) as exc:
+        code = getattr(exc, "errno", None)
+        text = os.strerror(code) if code else str(exc)
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        raise StorageError(
+            f"cannot write the dataset in {out_dir} while {doing}: {text}{where}. Everything up to the last "
+            f"complete shard is kept and committed, nothing after it: {HINTS.get(code, 'fix the disk')} and run "
+            f"the same command again to complete it") from exc
+
+
 class Dataset:
     """A dataset directory: `add()` records, `checkpoint()` to make everything added durable and indexed."""
 
@@ -61,6 +93,10 @@ class Dataset:
         if views and columns is not None:
             raise DatasetError("views come beside full records only: drop --columns or --views")
         self.dir = Path(out_dir)
+        with storage(self.dir, "opening it"):
+            self._open(fmt, columns, views, negatives, shard_rows, shard_seconds, dead_letters)
+
+    def _open(self, fmt, columns, views, negatives, shard_rows, shard_seconds, dead_letters) -> None:
         self.fmt = fmt
         self.columns = columns
         self.views = tuple(views)
@@ -70,6 +106,9 @@ class Dataset:
         self.shard_seconds = shard_seconds
         self.state_dir = self.dir / ".pairstream"
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        probe = self.state_dir / "write-probe.tmp"  # a read-only disk says so here, not as an SQLite riddle
+        probe.write_bytes(b"")
+        probe.unlink()
         self.index = IdIndex(self.state_dir / "index.sqlite")
         self._check_layout()
         self.dataset_id = self.index.meta("dataset_id") or uuid.uuid4().hex  # names this directory on its card
@@ -131,6 +170,10 @@ class Dataset:
 
     def add(self, record: dict[str, Any], *, dead_letter: bool = False) -> bool:
         """Add one record (a row in each layout); False (and counted) if its id is already in the dataset."""
+        with storage(self.dir, "adding a record"):
+            return self._add(record, dead_letter)
+
+    def _add(self, record: dict[str, Any], dead_letter: bool) -> bool:
         if not self._claim(record.get("id")):
             return False
         if dead_letter:
@@ -156,7 +199,8 @@ class Dataset:
                   "value_truncated": value is not None and len(value) > REJECT_MAX_BYTES, "rejected_at": utc_now()}
         if not self._claim(record["id"]):
             return False
-        self._row("rejects", record)
+        with storage(self.dir, "keeping a reject"):
+            self._row("rejects", record)
         return True
 
     def _claim(self, rid: str | None) -> bool:
@@ -186,19 +230,34 @@ class Dataset:
     def checkpoint(self) -> int:
         """Finish every open shard and index them, with their ids and figures, in one transaction; after this,
         everything added is durable. Returns shards closed."""
+        with storage(self.dir, "closing shards"):
+            return self._checkpoint()
+
+    def _checkpoint(self) -> int:
         shards = sorted(self.open.items(), key=lambda kv: kv[1].seq)
-        for _, shard in shards:
-            shard.finish()
-        if shards:
-            self.tally.merge(self.pending)
-            self.index.add_shards([(shard.seq, shard.final.name, family, shard.ids, shard.rows)
-                                   for family, shard in shards], self.pending_ids,
-                                  {"tally": orjson.dumps(self.tally.to_json()).decode()})
-            self._write_manifest()
+        finished: list[Shard] = []
+        try:
+            for _, shard in shards:
+                shard.finish()
+                finished.append(shard)
+            if shards:
+                self.tally.merge(self.pending)  # a failure below stops the sink: this tally is not used again
+                self.index.add_shards([(shard.seq, shard.final.name, family, shard.ids, shard.rows)
+                                       for family, shard in shards], self.pending_ids,
+                                      {"tally": orjson.dumps(self.tally.to_json()).decode()})
+        except BaseException:
+            for shard in finished:  # complete but not indexed: not part of the dataset, so not left visible
+                try:
+                    shard.final.unlink(missing_ok=True)
+                except OSError:  # read-only: deleted by the next start's recovery
+                    pass
+            raise
         self.open.clear()
         self.pending_ids.clear()
         self.pending = Tally()
         self.shards_written += len(shards)
+        if shards:  # may fail too: the shards are indexed, and the next start rewrites the manifest and card
+            self._write_manifest()
         return len(shards)
 
     def _write_manifest(self) -> None:

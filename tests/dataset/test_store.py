@@ -122,3 +122,39 @@ def test_parquet_and_jsonl_hold_the_same_rows(tmp_path):
     assert a == b
     triplet_view = as_parquet.select_columns(["anchor", "positive", "negative"])
     assert triplet_view[0] == {"anchor": "Anchor 0.", "positive": "Positive 0.", "negative": "Negative 0."}
+
+
+def test_a_checkpoint_that_fails_halfway_leaves_no_shard_outside_the_index(tmp_path, monkeypatch):
+    """The disk fills up while the second shard of a checkpoint is finished: the first, already renamed into
+    place, is taken back (it is not indexed), the error names the disk, and a restart writes both again."""
+    import errno
+
+    from streams.dataset.shard import Shard
+    from streams.dataset.store import StorageError
+
+    ds = Dataset(tmp_path, shard_rows=1000)
+    fill(ds, range(10))
+    ds.checkpoint()
+    visible = sorted(p.name for p in tmp_path.rglob("*.jsonl"))
+    fill(ds, range(10, 20))
+    real_finish, calls = Shard.finish, []
+
+    def finish_then_fill_up(shard):
+        calls.append(shard.final.name)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(shard.tmp))
+        real_finish(shard)
+
+    monkeypatch.setattr(Shard, "finish", finish_then_fill_up)
+    with pytest.raises(StorageError, match="No space left on device.*free some space"):
+        ds.checkpoint()
+    assert sorted(p.name for p in tmp_path.rglob("*.jsonl")) == visible  # nothing new visible, nothing half-indexed
+    ds.abort()
+    monkeypatch.setattr(Shard, "finish", real_finish)
+
+    again = Dataset(tmp_path, shard_rows=1000)
+    assert not again.add(record(5)) and again.add(record(15))  # 0-9 are in, 10-19 were not
+    fill(again, range(16, 20))
+    again.close()
+    ids = list(load(tmp_path, "jsonl")["id"])
+    assert sorted(ids) == sorted([f"id-{i}" for i in range(10)] + [f"id-{i}" for i in range(15, 20)])

@@ -104,3 +104,26 @@ def account(broker: EmbeddedBroker, names: dict, n_anchors: int, timeout: float 
         acc = Accounting(anchors, triplets, letters)
         if not acc.lost or time.monotonic() >= deadline:
             return acc
+
+
+def committed(broker: EmbeddedBroker, group: str, topic: str) -> dict[int, int]:
+    """The offsets `group` has committed on each partition of `topic` (partitions never committed left out)."""
+
+    async def run():
+        consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=group, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            parts = consumer.partitions_for_topic(topic) or set()
+            if not parts:
+                await consumer._client.force_metadata_update()
+                parts = consumer.partitions_for_topic(topic) or set()
+            out = {}
+            for p in parts:
+                offset = await consumer.committed(TopicPartition(topic, p))
+                if offset is not None:
+                    out[p] = offset
+            return out
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(run())
