@@ -276,18 +276,26 @@ def demo(anchors_file: Path | None, limit: int | None, out_dir: Path, timeout: f
 @click.option("--compare", type=click.Choice(["quality", "mining"]), default=None,
               help="Run twice, without and with quality scoring (flag), or with scoring and without and with "
                    "in-stream mining (window --mining-window), and print both with the cost.")
-def bench(workdir: Path, as_json: bool, plot: Path | None, sweep: str, compare: str | None, **kwargs: Any) -> None:
+@click.option("--workers", default=None, metavar="N[,N...]",
+              help="Scale out: N workers in one group against N x --slots (1 is always run, as the baseline): "
+                   "rate, ratio to N x one worker, rebalance pauses when one joins and leaves, CPU per worker.")
+def bench(workdir: Path, as_json: bool, plot: Path | None, sweep: str, compare: str | None, workers: str | None,
+          **kwargs: Any) -> None:
     """Measure throughput, latency and overhead against a fake LLM of known capacity (real broker and worker)."""
     from streams.bench.modes import bench_output, parse_sweep
 
     config = model_from(BenchConfig, kwargs)
     with usage_errors(ValueError):
         values = parse_sweep(sweep)
+        counts = parse_sweep(workers, "--workers") if workers else None
+        if counts and max(counts) >= config.partitions:
+            raise ValueError(f"--workers: at most {config.partitions - 1} (one more joins; {config.partitions} "
+                             "partitions)")
     try:
-        with progress_bar(as_json or plot is not None or compare is not None) as progress:
+        with progress_bar(as_json or plot is not None or compare is not None or bool(counts)) as progress:
             task = progress.add_task("saturation", total=None)
             out = bench_output(config, workdir, as_json=as_json, plot=plot, sweep=values, compare=compare,
-                               log=log_line, on_progress=lambda phase, done, total: progress.update(
+                               log=log_line, workers=counts, on_progress=lambda phase, done, total: progress.update(
                                    task, completed=done, total=total))
     except KeyboardInterrupt:
         interrupted()

@@ -107,13 +107,14 @@ class Bench:
         wait_http(f"{base}/v1/models", 30, proc, "the fake backend")
         return proc, base
 
-    def start_worker(self, broker: EmbeddedBroker, llm_base: str) -> subprocess.Popen:
+    def start_worker(self, broker: EmbeddedBroker, llm_base: str, name: str = "worker",
+                     web_port: int = 0) -> subprocess.Popen:
         env = worker_env(broker.url, f"{llm_base}/v1", PAIRSTREAM_LLM_MODEL="fake-model",
-                         PAIRSTREAM_CONCURRENCY=self.config.concurrency, PAIRSTREAM_WEB_PORT="0",
+                         PAIRSTREAM_CONCURRENCY=self.config.concurrency, PAIRSTREAM_WEB_PORT=str(web_port),
                          PAIRSTREAM_BROKER_SESSION_TIMEOUT_S="4",
                          PAIRSTREAM_TOPIC_PARTITIONS=str(self.config.partitions),
                          PAIRSTREAM_QUALITY=self.config.quality, **self.config.worker_env)
-        log_file = self.workdir / "worker.log"
+        log_file = self.workdir / f"{name}.log"
         log_file.unlink(missing_ok=True)
         return start_worker(env, log_file)
 

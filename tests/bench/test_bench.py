@@ -76,3 +76,25 @@ def test_bench_compare_mining_fills_the_window_first_and_reports_both_runs(tmp_p
     assert off["mined_per_record"] == 0 and on["mined_per_record"] == 3
     assert off["config"]["worker_env"]["PAIRSTREAM_MINED_NEGATIVES"] == "0"
     assert on["config"]["worker_env"]["PAIRSTREAM_MINING_WINDOW"] == "200"
+
+
+def test_bench_workers_scales_the_group_and_times_a_join_and_a_leave(tmp_path):
+    """One worker, then two against twice the backend: each run delivers every anchor, the rates and CPU are
+    reported per N, and the join and leave each show as a pause longer than the steady flow's longest gap."""
+    out = run_cli("bench", "--workers", "2", "--anchors", "150", "--warmup", "20", "--slots", "8",
+                  "--latency-ms", "100", "--sigma", "0.3", "--json", "--workdir", str(tmp_path), timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    one, two = orjson.loads(out.stdout)
+    assert (one["workers"], two["workers"]) == (1, 2) and one["ratio_to_n_single"] == 1.0
+    assert two["capacity"] == round(2 * one["capacity"], 2)
+    assert two["rate"] > one["rate"] and 0.5 < two["ratio_to_n_single"] < 1.5
+    assert len(one["cpu_percent"]) == 1 and len(two["cpu_percent"]) == 2 and all(c > 0 for c in two["cpu_percent"])
+    for point in (one, two):
+        assert point["dead_letters"] == 0
+        assert point["join_pause_s"] > point["steady_pause_s"] and point["leave_pause_s"] > point["steady_pause_s"]
+    assert (tmp_path / "workers-2" / "worker-2.log").exists()  # the worker that joined
+
+
+def test_bench_workers_needs_a_partition_for_each(tmp_path):
+    out = run_cli("bench", "--workers", "8", "--workdir", str(tmp_path), timeout=60)
+    assert out.returncode == 2 and "--workers: at most 7" in out.stderr
