@@ -231,8 +231,11 @@ def broker(port: int | None, host: str, cert: Path | None, key: Path | None, dat
               help="Requests the local model server decodes together (default: 4 per core).")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="CPU threads of the local model server (default: the cores this process may use).")
+@click.option("--broker-data", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Keep the broker's topics and offsets in this directory across runs (a dataset that keeps "
+                   "growing; default: in memory).")
 def demo(anchors_file: Path | None, limit: int | None, out_dir: Path, timeout: float, slots: int | None,
-         threads: int | None) -> None:
+         threads: int | None, broker_data: Path | None) -> None:
     """The whole job on embedded defaults: broker, local model, worker, publish, consume, summary."""
     from streams.local.demo import DemoError, load_anchors, run_demo
 
@@ -252,7 +255,7 @@ def demo(anchors_file: Path | None, limit: int | None, out_dir: Path, timeout: f
     try:
         records = load_anchors(anchors_file, limit)
         result = run_demo(settings, records, out_dir=out_dir, timeout=timeout, on_progress=show, log=log_line,
-                          slots=slots, threads=threads)
+                          slots=slots, threads=threads, broker_data=broker_data)
     except DemoError as exc:
         progress.stop()
         fail(str(exc))

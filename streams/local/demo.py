@@ -5,7 +5,9 @@ small model on llama.cpp's server (`streams.local.model_server`), runs a worker
 subprocess against them with its concurrency set to the server's slots, publishes
 the anchors, consumes the results into a dataset and prints a summary, with how
 many outputs hit `max_tokens` (read from the worker's /metrics). Every child
-process is stopped on exit and on Ctrl-C.
+process is stopped on exit and on Ctrl-C. With `broker_data` the broker is durable
+(`streams.local.object_store`): topics and offsets outlive the run, so anchors a
+stopped run left unprocessed are finished by the next, and the dataset keeps growing.
 """
 
 import asyncio
@@ -117,23 +119,24 @@ def demo_worker_env(broker: EmbeddedBroker, llm_url: str, model: ModelServer | N
 
 
 def run_demo(settings: Settings, records: list[tuple[bytes | None, bytes]], *, out_dir: Path, timeout: float,
-             on_progress=None, log=print, slots: int | None = None, threads: int | None = None) -> DemoResult:
+             on_progress=None, log=print, slots: int | None = None, threads: int | None = None,
+             broker_data: Path | None = None) -> DemoResult:
     """Run the whole job for `records` (from `load_anchors`); children are stopped whatever happens."""
     try:
         return _run(settings, records, out_dir=out_dir, timeout=timeout, on_progress=on_progress, log=log,
-                    slots=slots, threads=threads)
+                    slots=slots, threads=threads, broker_data=broker_data)
     except (BrokerError, ModelServerError, ProcessError, TopicCreationError) as exc:
         raise DemoError(str(exc)) from exc
 
 
 def _run(settings: Settings, records: list[tuple[bytes | None, bytes]], *, out_dir: Path, timeout: float,
-         on_progress, log, slots: int | None, threads: int | None) -> DemoResult:
+         on_progress, log, slots: int | None, threads: int | None, broker_data: Path | None) -> DemoResult:
     logs = out_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     broker = model = worker = None
     try:
-        broker = EmbeddedBroker(log_file=logs / "broker.log").start()
-        log(f"broker     {broker.url}")
+        broker = EmbeddedBroker(log_file=logs / "broker.log", data_dir=broker_data).start()
+        log(f"broker     {broker.url}" + (f" (durable: {broker_data})" if broker_data else ""))
         local = "PAIRSTREAM_LLM_BASE_URL" not in os.environ
         if local:
             model = ModelServer(logs / "model-server.log", slots=slots, threads=threads)
