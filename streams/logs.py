@@ -88,10 +88,13 @@ class CollapseRepeats(logging.Filter):
                 keep = True
             elif now >= episode.next_print:
                 if episode.left_out:
-                    record.msg = f"{record.msg} [{episode.left_out} more like this in the last {now - episode.printed:.0f}s]"
+                    since = now - episode.printed
+                    record.msg = f"{record.msg} [{episode.left_out} more like this in the last {since:.0f}s]"
                     record.pairstream = {**(getattr(record, "pairstream", None) or {}), "repeats": episode.left_out}
                 episode.interval = min(self.max_interval_s, episode.interval * 2)
-                episode.next_print, episode.last, episode.printed, episode.left_out = now + episode.interval, now, now, 0
+                episode.next_print = now + episode.interval
+                episode.last = episode.printed = now
+                episode.left_out = 0
                 keep = True
             else:
                 episode.left_out += 1

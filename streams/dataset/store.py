@@ -29,6 +29,7 @@ once writing works again.
 
 import base64
 import errno
+import functools
 import os
 import sqlite3
 import time
@@ -80,6 +81,18 @@ def storage(out_dir: Path, doing: str):
             f"the same command again to complete it") from exc
 
 
+def writing(doing: str):
+    """A Dataset method whose write failures become `StorageError` (`storage`)."""
+
+    def wrap(method):
+        @functools.wraps(method)
+        def run(self, *args, **kwargs):
+            with storage(self.dir, doing):
+                return method(self, *args, **kwargs)
+        return run
+    return wrap
+
+
 class Dataset:
     """A dataset directory: `add()` records, `checkpoint()` to make everything added durable and indexed."""
 
@@ -93,10 +106,6 @@ class Dataset:
         if views and columns is not None:
             raise DatasetError("views come beside full records only: drop --columns or --views")
         self.dir = Path(out_dir)
-        with storage(self.dir, "opening it"):
-            self._open(fmt, columns, views, negatives, shard_rows, shard_seconds, dead_letters)
-
-    def _open(self, fmt, columns, views, negatives, shard_rows, shard_seconds, dead_letters) -> None:
         self.fmt = fmt
         self.columns = columns
         self.views = tuple(views)
@@ -105,24 +114,25 @@ class Dataset:
         self.shard_rows = shard_rows
         self.shard_seconds = shard_seconds
         self.state_dir = self.dir / ".pairstream"
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        probe = self.state_dir / "write-probe.tmp"  # a read-only disk says so here, not as an SQLite riddle
-        probe.write_bytes(b"")
-        probe.unlink()
-        self.index = IdIndex(self.state_dir / "index.sqlite")
-        self._check_layout()
-        self.dataset_id = self.index.meta("dataset_id") or uuid.uuid4().hex  # names this directory on its card
-        self.index.set_meta("dataset_id", self.dataset_id)
-        stored = self.index.meta("tally")
-        self.tally = Tally.from_json(orjson.loads(stored)) if stored else self._count_shards()  # indexed shards
-        self.tally.dead_letters_kept = self.tally.dead_letters_kept or dead_letters
         self.pending = Tally()  # of the open shards
-        self._recover()
         self.open: dict[str, Shard] = {}
         self.pending_ids: set[str] = set()  # ids in open shards
         self.written: Counter = Counter()  # rows added per family
         self.duplicates = 0
         self.shards_written = 0
+        with storage(self.dir, "opening it"):
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            probe = self.state_dir / "write-probe.tmp"  # a read-only disk says so here, not as an SQLite riddle
+            probe.write_bytes(b"")
+            probe.unlink()
+            self.index = IdIndex(self.state_dir / "index.sqlite")
+            self._check_layout()
+            self.dataset_id = self.index.meta("dataset_id") or uuid.uuid4().hex  # names this directory on its card
+            self.index.set_meta("dataset_id", self.dataset_id)
+            stored = self.index.meta("tally")
+            self.tally = Tally.from_json(orjson.loads(stored)) if stored else self._count_shards()  # indexed shards
+            self.tally.dead_letters_kept = self.tally.dead_letters_kept or dead_letters
+            self._recover()
 
     def _check_layout(self) -> None:
         layout = {"format": self.fmt, "columns": ",".join(self.columns) if self.columns else "all",
@@ -168,12 +178,9 @@ class Dataset:
                     f.unlink()
         self._write_manifest()
 
+    @writing("adding a record")
     def add(self, record: dict[str, Any], *, dead_letter: bool = False) -> bool:
         """Add one record (a row in each layout); False (and counted) if its id is already in the dataset."""
-        with storage(self.dir, "adding a record"):
-            return self._add(record, dead_letter)
-
-    def _add(self, record: dict[str, Any], dead_letter: bool) -> bool:
         if not self._claim(record.get("id")):
             return False
         if dead_letter:
@@ -227,13 +234,10 @@ class Dataset:
         now = time.monotonic()
         return any(s.rows >= self.shard_rows or now - s.opened >= self.shard_seconds for s in self.open.values())
 
+    @writing("closing shards")
     def checkpoint(self) -> int:
         """Finish every open shard and index them, with their ids and figures, in one transaction; after this,
         everything added is durable. Returns shards closed."""
-        with storage(self.dir, "closing shards"):
-            return self._checkpoint()
-
-    def _checkpoint(self) -> int:
         shards = sorted(self.open.items(), key=lambda kv: kv[1].seq)
         finished: list[Shard] = []
         try:

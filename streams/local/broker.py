@@ -105,13 +105,7 @@ class EmbeddedBroker:
         if self.front is not None:
             self.front.stop()
             self.front = None
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, timeout, sig)
 
     def __enter__(self) -> "EmbeddedBroker":
         return self.start()

@@ -5,6 +5,7 @@ all start servers on free loopback ports and must stop every child on exit.
 """
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -66,11 +67,11 @@ def wait_http(url: str, timeout: float, proc: subprocess.Popen | None, what: str
     raise ProcessError(f"{what} did not answer at {url} within {timeout:.0f}s")
 
 
-def stop_process(proc: subprocess.Popen | None, timeout: float = 10) -> None:
-    """SIGTERM, then SIGKILL if the process has not exited within `timeout` seconds."""
+def stop_process(proc: subprocess.Popen | None, timeout: float = 10, sig: int = signal.SIGTERM) -> None:
+    """`sig` (SIGTERM), then SIGKILL if the process has not exited within `timeout` seconds."""
     if proc is None or proc.poll() is not None:
         return
-    proc.terminate()
+    proc.send_signal(sig)
     try:
         proc.wait(timeout)
     except subprocess.TimeoutExpired:

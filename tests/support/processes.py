@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from streams.local.processes import stop_process
 from support.wait import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,11 +75,5 @@ class Worker:
                    f"worker assignment (log: {self.log_path})")
 
     def stop(self, sig: int = 15, timeout: float = 30) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, timeout, sig)
         return self.proc.returncode
