@@ -149,7 +149,7 @@ def consume(out_dir: Path, quiet: bool, **kwargs: Any) -> None:
     """Grow a dataset in DIR from the triplets topic: complete JSONL or Parquet shards, resumable, duplicates
     dropped by record id (see DIR/manifest.json)."""
     from streams.dataset.sink import run_sink
-    from streams.dataset.store import StorageError
+    from streams.dataset.disk import StorageError
 
     options = model_from(SinkOptions, kwargs)
     settings = settings_from(kwargs, KAFKA_SETTINGS + ("triplets_topic", "dlq_topic", "app_id"))

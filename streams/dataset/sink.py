@@ -24,7 +24,8 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 from pydantic import BaseModel, Field, field_validator
 
 from streams.dataset.layouts import VIEWS, check_columns
-from streams.dataset.store import Dataset, StorageError
+from streams.dataset.disk import StorageError
+from streams.dataset.store import Dataset
 from streams.kafka import aiokafka_kwargs
 from streams.settings import Settings
 

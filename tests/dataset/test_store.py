@@ -130,7 +130,7 @@ def test_a_checkpoint_that_fails_halfway_leaves_no_shard_outside_the_index(tmp_p
     import errno
 
     from streams.dataset.shard import Shard
-    from streams.dataset.store import StorageError
+    from streams.dataset.disk import StorageError
 
     ds = Dataset(tmp_path, shard_rows=1000)
     fill(ds, range(10))
