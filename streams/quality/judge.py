@@ -17,12 +17,16 @@ from streams.settings import Settings
 
 class EmbeddingJudge:
     def __init__(self, embedder: Embedder, limits: Thresholds, *, metrics: Metrics | None = None,
-                 max_batch: int = 64, max_wait_s: float = 0.005, gate: OutageGate | None = None):
+                 max_batch: int = 64, max_wait_s: float = 0.005):
         self.embedder = embedder
-        self.gate = gate  # the backend's outage gate, for the worker's metrics and readiness
         self.limits = limits
         self.metrics = metrics or Metrics()
         self.batcher = MicroBatcher(self._embed_batch, max_batch, max_wait_s)
+
+    @property
+    def gate(self) -> OutageGate | None:
+        """The embedding backend's outage gate (remote and guarded local embedders have one), for metrics."""
+        return getattr(self.embedder, "gate", None)
 
     async def _embed_batch(self, texts: list[str]) -> np.ndarray:
         self.metrics.embedding_batches.inc()
@@ -80,7 +84,7 @@ def build_judge(settings: Settings, metrics: Metrics | None = None) -> Embedding
 
         embedder = GuardedEmbedder(LocalMiniLM(), retry=retry, gate=gate)
     return EmbeddingJudge(embedder, thresholds(settings), metrics=metrics, max_batch=settings.embeddings_batch,
-                          max_wait_s=settings.embeddings_wait_ms / 1000, gate=gate)
+                          max_wait_s=settings.embeddings_wait_ms / 1000)
 
 
 def build_miner(settings: Settings) -> StreamMiner | None:
