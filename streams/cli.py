@@ -150,6 +150,7 @@ def consume(out_dir: Path, quiet: bool, **kwargs: Any) -> None:
     dropped by record id (see DIR/manifest.json)."""
     from streams.dataset.sink import run_sink
     from streams.dataset.disk import StorageError
+    from streams.dirlock import DirectoryBusy
 
     options = model_from(SinkOptions, kwargs)
     settings = settings_from(kwargs, KAFKA_SETTINGS + ("triplets_topic", "dlq_topic", "app_id"))
@@ -164,7 +165,7 @@ def consume(out_dir: Path, quiet: bool, **kwargs: Any) -> None:
         try:
             with usage_errors(DatasetError):
                 stats = run_sink(settings, out_dir, options, on_progress=show)
-        except StorageError as exc:
+        except (StorageError, DirectoryBusy) as exc:
             fail(str(exc))
         except Exception as exc:
             fail(f"consuming from {settings.broker} failed: {exc}")
@@ -282,10 +283,19 @@ def demo(anchors_file: Path | None, limit: int | None, out_dir: Path, timeout: f
 @click.option("--workers", default=None, metavar="N[,N...]",
               help="Scale out: N workers in one group against N x --slots (1 is always run, as the baseline): "
                    "rate, ratio to N x one worker, rebalance pauses when one joins and leaves, CPU per worker.")
+@click.option("--checks", is_flag=True,
+              help="Only time the near-copy text check per call, rapidfuzz beside the old difflib, on its worst "
+                   "cases (no broker, no worker).")
 def bench(workdir: Path, as_json: bool, plot: Path | None, sweep: str, compare: str | None, workers: str | None,
-          **kwargs: Any) -> None:
+          checks: bool, **kwargs: Any) -> None:
     """Measure throughput, latency and overhead against a fake LLM of known capacity (real broker and worker)."""
     from streams.bench.modes import bench_output, parse_sweep
+
+    if checks:
+        from streams.bench.checks_cost import checks_output
+
+        click.echo(checks_output(as_json))
+        return
 
     config = model_from(BenchConfig, kwargs)
     with usage_errors(ValueError):

@@ -68,12 +68,15 @@ def fmt_share(value: float | None) -> str:
     return "unknown" if value is None else f"{value:.1%}"
 
 
-def quality_lines(tally: Tally) -> list[str]:
+def quality_lines(tally: Tally, mining_ratio: float = 0.95) -> list[str]:
     lines = ["## Quality", "", "Scores are cosine similarities under the embedding model named above, computed in "
              "the stream for every record; quantiles are to 0.01.", ""]
     kept = tally.dead_letters if tally.dead_letters_kept else "not kept (consume without --dead-letters)"
     lines += [f"- records: {tally.triplets}; dead letters: {kept}",
               f"- yield (records per anchor accounted for): {fmt_share(tally.yield_)}"]
+    if tally.superseded:
+        lines.append(f"- dead letters superseded by a later triplet of the same anchor (counted as triplets only; "
+                     f"their rows stay in dead_letters/): {tally.superseded}")
     if tally.verdicts:
         lines.append("- verdicts: " + ", ".join(f"{k} {v}" for k, v in sorted(tally.verdicts.items())))
     lines += ["", "| score | n | p5 | median | p95 |", "| --- | --- | --- | --- | --- |"]
@@ -84,7 +87,8 @@ def quality_lines(tally: Tally) -> list[str]:
             lines.append(f"| {label} | {tally.count(name)} | " + " | ".join(f"{v:.2f}" for v in qs) + " |")
     inverted = tally.share_below("margin", 0.0)
     if inverted is not None:
-        lines.append(f"\nInverted triplets (margin below 0): {inverted:.1%}.")
+        lines.append(f"\nInverted triplets (margin below 0, of the {tally.count('margin')} records with an LLM "
+                     f"negative): {inverted:.1%}.")
     if tally.mined:
         total = sum(tally.mined.values())
         lines += ["", "Negatives per record (mined from the stream / all, the LLM's included):", "",
@@ -98,15 +102,20 @@ def quality_lines(tally: Tally) -> list[str]:
     return lines
 
 
+def rule_text(mining_ratio: float) -> str:
+    """The positive-aware mining rule in words, from the ratio the workers were configured with."""
+    return f"cos(anchor, positive) - {1 - mining_ratio:.0%} of it"
+
+
 def render_card(tally: Tally, families: dict[str, tuple[list[str], int]], *, full_records: bool,
-                columns: tuple[str, ...] | None, dataset_id: str) -> str:
+                columns: tuple[str, ...] | None, dataset_id: str, mining_ratio: float = 0.95) -> str:
     """`families`: family -> (its shard files relative to DIR, rows) for every family with a complete shard."""
     lines = front_matter(families, full_records, tally, dataset_id)
     lines += ["# pairstream sentence pairs", "",
               "Made by pairstream from a stream of anchor sentences: an LLM "
               "wrote each positive (and negative), an embedding model judged every pair in the stream, and hard "
               "negatives were mined from the stream's earlier sentences (positive-aware: each scores below "
-              "cos(anchor, positive) - 5% of it). This card is rewritten as the dataset grows.", "",
+              f"{rule_text(mining_ratio)}). This card is rewritten as the dataset grows.", "",
               "## Configs", "", "| config | rows | columns |", "| --- | --- | --- |"]
     for family, (_, rows) in sorted(families.items()):
         name = config_name(family, full_records)
@@ -117,6 +126,6 @@ def render_card(tally: Tally, families: dict[str, tuple[list[str], int]], *, ful
               "```", "", "## Models", ""]
     lines += [f"- generation: `{m}` ({n} records)" for m, n in tally.models.most_common()]
     lines += [f"- embeddings (scores, mining): `{m}`" for m in tally.embedding_models]
-    lines += [""] + quality_lines(tally) + ["", "`pairstream report DIR` prints these figures from the shards "
+    lines += [""] + quality_lines(tally, mining_ratio) + ["", "`pairstream report DIR` prints these figures from the shards "
                                             "themselves and draws them (DIR/report/*.png).", ""]
     return "\n".join(lines)

@@ -13,8 +13,7 @@ from typing import Any, Iterator
 import orjson
 
 from streams.dataset.layouts import MAIN
-from streams.dataset.shard import read_rows
-from streams.dataset.store import DatasetError
+from streams.dataset.store import DatasetError, records_of
 from streams.dataset.tally import Tally
 
 
@@ -28,7 +27,8 @@ class Report:
     tally: Tally = field(default_factory=Tally)
     rows: dict[str, int] = field(default_factory=dict)  # per family, from the manifest
     times: list[datetime] = field(default_factory=list)  # generated_at of every record
-    under_rule: int = 0  # mined negatives with score < cos(a, p) - |cos(a, p)| * 0.05
+    mining_ratio: float = 0.95  # the workers' positive-aware rule, as the manifest records it
+    under_rule: int = 0  # mined negatives with score < cos(a, p) - |cos(a, p)| * (1 - mining_ratio)
     margins: dict[str, list[float]] = field(default_factory=lambda: {"llm": [], "mined": []})
     scores: dict[str, list[float]] = field(default_factory=lambda: {"anchor_positive": [], "anchor_negative": [],
                                                                     "mined": []})
@@ -50,12 +50,12 @@ class Report:
             self.scores["mined"].append(m["score"])
             if ap is not None:
                 self.margins["mined"].append(ap - m["score"])
-                self.under_rule += m["score"] < ap - abs(ap) * 0.05
+                self.under_rule += m["score"] < ap - abs(ap) * (1 - self.mining_ratio)
 
 
 def read_dataset(out_dir: Path, purpose: str) -> tuple[dict[str, Any], Iterator[tuple[str, dict[str, Any]]]]:
-    """The manifest of DIR, and (family, row) for every full record and dead letter in its complete shards.
-    Raises ReportError when DIR is not a dataset or keeps no full records (`purpose` says who needs them)."""
+    """The manifest of DIR, and (family, row) for every full record and every dead letter not superseded by one
+    of them, in its complete shards. Raises ReportError when DIR is not a dataset or keeps no full records (`purpose` says who needs them)."""
     manifest_path = out_dir / "manifest.json"
     if not manifest_path.is_file():
         raise ReportError(f"{out_dir} is not a pairstream dataset (no manifest.json)")
@@ -63,19 +63,18 @@ def read_dataset(out_dir: Path, purpose: str) -> tuple[dict[str, Any], Iterator[
     if manifest.get("columns") != "all":
         raise ReportError(f"{out_dir} keeps only the columns {manifest.get('columns')}: {purpose} needs the full "
                           "records (consume without --columns)")
-    rows = ((s["family"], row) for s in manifest.get("shards", []) if s["family"] in (MAIN, "dead_letters")
-            for row in read_rows(out_dir / s["path"]))
-    return manifest, rows
+    return manifest, records_of([(s["family"], out_dir / s["path"]) for s in manifest.get("shards", [])])
 
 
 def build_report(out_dir: Path) -> Report:
     manifest, rows = read_dataset(out_dir, "the report")
-    report = Report(out_dir, rows=manifest.get("rows", {}))
+    report = Report(out_dir, rows=manifest.get("rows", {}), mining_ratio=manifest.get("mining_negative_ratio", 0.95))
     for family, row in rows:
         if family == MAIN:
             report.add(row)
         else:
             report.tally.add(row, dead_letter=True)
+    report.tally.superseded = manifest.get("superseded_dead_letters", 0)
     report.tally.dead_letters_kept = bool(manifest.get("dead_letters_kept")) or "dead_letters" in report.rows
     if not report.tally.triplets:
         raise ReportError(f"{out_dir} holds no records yet")
@@ -100,13 +99,15 @@ def summary_lines(report: Report) -> list[str]:
         if t.count(name):
             qs = "  ".join(f"{t.quantile(name, q):5.2f}" for q in (0.05, 0.25, 0.5, 0.75, 0.95))
             lines.append(f"{label:<24}{t.count(name):>6}  {qs}")
-    if report.margins["llm"]:
-        inverted = sum(m < 0 for m in report.margins["llm"])
-        lines.append(f"inverted (LLM negative closer than the positive): {inverted} ({share(inverted, t.triplets)})")
+    if report.margins["llm"]:  # of the records with an LLM negative, as the card counts them
+        inverted, n = sum(m < 0 for m in report.margins["llm"]), len(report.margins["llm"])
+        lines.append(f"inverted (LLM negative closer than the positive): {inverted} of {n} ({share(inverted, n)})")
     if report.margins["mined"]:
         n = len(report.margins["mined"])
         lines.append(f"mined negatives below the positive: {sum(m > 0 for m in report.margins['mined'])} of {n}; "
-                     f"under the positive-aware 0.95 rule: {report.under_rule} of {n}")
+                     f"under the positive-aware {report.mining_ratio:g} rule: {report.under_rule} of {n}")
+    if t.superseded:
+        lines.append(f"dead letters superseded by a later triplet (counted as triplets): {t.superseded}")
     lines += ["", "negatives per record   mined    all (the LLM's + mined)"]
     for n in sorted({int(k) for k in (*t.mined, *t.negatives)}):
         lines.append(f"{n:>20}   {share(t.mined.get(str(n), 0), t.triplets):>6}   "

@@ -21,7 +21,9 @@ from typing import Callable, Literal
 import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+from schemas import DeadLetter, TripletRecord
 
 from streams.dataset.layouts import VIEWS, check_columns
 from streams.dataset.disk import StorageError
@@ -38,6 +40,7 @@ class ConsumeStats:
     dead_letters: int = 0
     duplicates: int = 0
     rejects: int = 0  # records the sink could not read (kept in DIR/rejects/, committed past)
+    superseded: int = 0  # dead letters (of this run or before) superseded by a triplet of the same id
     shards: int = 0
     started: float = field(default_factory=time.monotonic)
     models: Counter = field(default_factory=Counter)  # triplets written per `model_name`
@@ -56,8 +59,10 @@ class ConsumeStats:
         return (self.triplets + self.dead_letters) / max(self.elapsed, 1e-9)
 
     def summary(self, out_dir: Path) -> str:
-        return (f"wrote {self.triplets} triplets, {self.dead_letters} dead letters, dropped {self.duplicates} "
-                f"duplicates, rejected {self.rejects} unreadable records, in {self.shards} shards, into {out_dir}")
+        superseded = f" ({self.superseded} superseding dead letters of their anchors)" if self.superseded else ""
+        return (f"wrote {self.triplets} triplets{superseded}, {self.dead_letters} dead letters, dropped "
+                f"{self.duplicates} duplicates, rejected {self.rejects} unreadable records, in {self.shards} shards, "
+                f"into {out_dir}")
 
 
 class SinkOptions(BaseModel):
@@ -122,7 +127,11 @@ async def consume(settings: Settings, out_dir: Path, options: SinkOptions | None
 
 
 def read_record(value: bytes | None, is_dlq: bool) -> dict | str:
-    """The record in a message, or why the sink cannot use it (the message then becomes a reject)."""
+    """The record in a message, or why the sink cannot use it (the message then becomes a reject).
+
+    A record is validated against the wire contract's own models (`schemas`: the ones the JSON Schemas are
+    generated from), so a well-formed but wrong value (`quality: "bad"`, a mined negative without a score)
+    is a reject here rather than an error inside the dataset that would stop the sink on every restart."""
     if value is None:
         return "tombstone (null value)"
     try:
@@ -131,12 +140,13 @@ def read_record(value: bytes | None, is_dlq: bool) -> dict | str:
         return f"not JSON: {exc}"
     if not isinstance(record, dict):
         return f"not a JSON object: {type(record).__name__}"
-    needed = ("error",) if is_dlq else ("id", "anchor", "positive")
-    missing = [name for name in needed if not record.get(name)]
-    if missing:
-        return f"not a {'dead-letter' if is_dlq else 'triplet'} record: no {', '.join(missing)}"
-    if not isinstance(record.get("id", ""), (str, type(None))):
-        return "not a record: its id is not a string"
+    model, kind = (DeadLetter, "dead-letter") if is_dlq else (TripletRecord, "triplet")
+    try:
+        model.model_validate(record)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors()[:3])
+        more = f" (and {exc.error_count() - 3} more)" if exc.error_count() > 3 else ""
+        return f"not a {kind} record: {problems}{more}"
     return record
 
 
@@ -154,7 +164,8 @@ class Sink(ConsumerRebalanceListener):
         self.dataset = Dataset(out_dir, fmt=options.format, columns=options.columns, views=options.views,
                                negatives=options.negatives or settings.mined_negatives or 3,
                                shard_rows=options.shard_rows,
-                               shard_seconds=options.shard_seconds, dead_letters=options.dead_letters)
+                               shard_seconds=options.shard_seconds, dead_letters=options.dead_letters,
+                               mining_ratio=settings.mining_negative_ratio)
         self.topics = [settings.triplets_topic] + ([settings.dlq_topic] if options.dead_letters else [])
         session_ms = int(settings.broker_session_timeout_s * 1000)
         self.consumer = AIOKafkaConsumer(
@@ -207,6 +218,7 @@ class Sink(ConsumerRebalanceListener):
             elif added:
                 self.stats.triplets += 1
                 self.stats.models[str(record.get("model_name"))] += 1
+            self.stats.superseded = self.dataset.superseded
         self.stats.duplicates += not added
         self.position[tp] = msg.offset + 1
 
@@ -217,7 +229,7 @@ class Sink(ConsumerRebalanceListener):
         clean = False
         try:
             last_record = time.monotonic()
-            while not (stop and stop.is_set()):
+            while not (stop and stop.is_set()) and not self._reached(limit):
                 batch = await self.consumer.getmany(timeout_ms=500, max_records=1000)
                 if self.failure:
                     raise self.failure
@@ -225,8 +237,8 @@ class Sink(ConsumerRebalanceListener):
                     last_record = time.monotonic()
                 for tp, messages in batch.items():
                     for msg in messages:
-                        if tp not in self.owned:
-                            break  # revoked while this batch was being written: its new owner reads it
+                        if tp not in self.owned or self._reached(limit):
+                            break  # revoked while this batch was being written (its new owner reads it), or done
                         self.add(tp, msg)
                         if self.dataset.due():  # a full shard closes at once, mid-batch
                             await self.checkpoint()
@@ -234,20 +246,25 @@ class Sink(ConsumerRebalanceListener):
                     await self.checkpoint()
                 if on_progress:
                     on_progress(self.stats)
-                if limit is not None and self.stats.seen >= limit:
-                    break
                 if not batch and until_idle is not None and time.monotonic() - last_record >= until_idle:
                     break
             await self.checkpoint()
             clean = True
         finally:
             self.closed = True
-            if clean:
-                self.dataset.close()
-            else:
-                self.dataset.abort()  # not committed: the open shards' records are redelivered
-            await self.consumer.stop()
+            try:
+                if clean:
+                    self.dataset.close()
+                else:
+                    self.dataset.abort()  # not committed: the open shards' records are redelivered
+            finally:  # a dataset that cannot close still leaves the group (its partitions go to others at once)
+                await self.consumer.stop()
         return self.stats
+
+    def _reached(self, limit: int | None) -> bool:
+        """`--limit` records seen: the sink stops at exactly that many (the rest of a fetch is not written, nor
+        committed)."""
+        return limit is not None and self.stats.seen >= limit
 
 
 def run_sink(settings: Settings, out_dir: Path, options: SinkOptions,

@@ -14,12 +14,22 @@
     DIR/.pairstream/*.tmp          shards being written; no glob for *.jsonl or *.parquet matches them
 
 A shard is written under a temporary name and renamed into place only when it is
-complete and fsynced; then the names of every shard of the checkpoint, their ids and the
-running figures are committed to the index in one SQLite transaction; only then are Kafka
-offsets committed (by the caller). A crash at
-any point leaves either an unfinished temp file (deleted on start; its records are
-redelivered) or a renamed shard missing from the index (deleted on start, likewise),
-never a half-written shard or a record in two shards.
+complete and fsynced; its name is recorded in the index as pending before the rename, then
+the names of every shard of the checkpoint, their ids and the running figures are committed to
+the index in one SQLite transaction; only then are Kafka offsets committed (by the caller). A
+crash at any point leaves either an unfinished temp file in DIR/.pairstream/ (deleted on start;
+its records are redelivered) or a renamed shard the index lists as pending but not complete
+(deleted on start, likewise), never a half-written shard or a record in two shards. Recovery
+deletes nothing else: a file the index has not recorded as its own pending shard is never touched.
+
+A directory holding shards but no index (copied without its hidden folder, downloaded, or
+`.pairstream/` deleted to reset it) gets its index rebuilt from the shards: every shard is
+adopted and the full records' ids are indexed again, so redelivered records stay duplicates;
+one warning says so. Without full records (a --columns layout) there are no ids to rebuild
+from, and the sink refuses with `DatasetError` (exit 2) and what to do.
+
+One process at a time writes a directory: the first takes an exclusive lock on
+DIR/.pairstream/lock, and a second gets `DirectoryBusy` naming the holder's pid.
 
 When the disk fills up or turns read-only (or a file-size limit is hit) every public
 method raises `StorageError`: nothing after the last checkpoint was committed, so the
@@ -28,12 +38,14 @@ once writing works again.
 """
 
 import base64
+import logging
 import os
+import re
 import time
 import uuid
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import orjson
 
@@ -42,12 +54,17 @@ from streams.dataset.disk import storage, writing
 from streams.dataset.index import IdIndex, utc_now
 from streams.dataset.layouts import MAIN, VIEWS, layouts_for
 from streams.dataset.shard import Shard, read_rows
-from streams.dataset.tally import Tally
+from streams.dataset.tally import Tally, dead_letter_reason
+from streams.dirlock import DirectoryBusy, DirectoryLock
+
+log = logging.getLogger("pairstream.dataset")
 
 FORMATS = ("jsonl", "parquet")
 RECORD_FAMILIES = ("dead_letters", "rejects")  # always JSONL, in their own folders
 REJECT_MAX_BYTES = 65536  # of the unreadable value kept in a reject
 SHARD_NUMBER = "-[0-9][0-9][0-9][0-9][0-9][0-9].*"  # after the family's name
+SEQ = re.compile(r"-(\d{6})\.(jsonl|parquet)$")
+__all__ = ["Dataset", "DatasetError", "DirectoryBusy"]
 
 
 class DatasetError(Exception):
@@ -59,7 +76,7 @@ class Dataset:
 
     def __init__(self, out_dir: Path, *, fmt: str = "jsonl", columns: tuple[str, ...] | None = None,
                  views: tuple[str, ...] | None = None, negatives: int = 3, shard_rows: int = 10_000,
-                 shard_seconds: float = 300.0, dead_letters: bool = False):
+                 shard_seconds: float = 300.0, dead_letters: bool = False, mining_ratio: float = 0.95):
         if fmt not in FORMATS:
             raise DatasetError(f"format must be one of {FORMATS}")
         if views is None:  # the training views come beside full records; a --columns layout stands alone
@@ -74,26 +91,37 @@ class Dataset:
         self.negatives = negatives
         self.shard_rows = shard_rows
         self.shard_seconds = shard_seconds
+        self.mining_ratio = mining_ratio  # the positive-aware rule the workers mine with, for the figures
         self.state_dir = self.dir / ".pairstream"
         self.pending = Tally()  # of the open shards
         self.open: dict[str, Shard] = {}
-        self.pending_ids: set[str] = set()  # ids in open shards
+        self.pending_ids: set[str] = set()  # triplet (and reject) ids in open shards
+        self.pending_dead: dict[str, str] = {}  # dead-letter ids in open shards, with their reason
         self.written: Counter = Counter()  # rows added per family
         self.duplicates = 0
+        self.superseded = 0  # dead letters superseded by a triplet of the same id, in this run
         self.shards_written = 0
+        self.first_free_seq = 1  # above every shard-named file on disk, indexed or not
         with storage(self.dir, "opening it"):
             self.state_dir.mkdir(parents=True, exist_ok=True)
             probe = self.state_dir / "write-probe.tmp"  # a read-only disk says so here, not as an SQLite riddle
             probe.write_bytes(b"")
             probe.unlink()
-            self.index = IdIndex(self.state_dir / "index.sqlite")
-            self._check_layout()
-            self.dataset_id = self.index.meta("dataset_id") or uuid.uuid4().hex  # names this directory on its card
-            self.index.set_meta("dataset_id", self.dataset_id)
-            stored = self.index.meta("tally")
-            self.tally = Tally.from_json(orjson.loads(stored)) if stored else self._count_shards()  # indexed shards
-            self.tally.dead_letters_kept = self.tally.dead_letters_kept or dead_letters
-            self._recover()
+            self.lock = DirectoryLock(self.state_dir / "lock", f"the dataset in {self.dir}").acquire()
+            try:
+                self.index = IdIndex(self.state_dir / "index.sqlite")
+                self._check_layout()
+                self.dataset_id = self.index.meta("dataset_id") or uuid.uuid4().hex  # names it on its card
+                self.index.set_meta("dataset_id", self.dataset_id)
+                self.index.set_meta("mining_negative_ratio", str(mining_ratio))
+                self._recover()
+                stored = self.index.meta("tally")
+                self.tally = Tally.from_json(orjson.loads(stored)) if stored else self._count_shards()
+                self.tally.dead_letters_kept = self.tally.dead_letters_kept or dead_letters
+                self._write_manifest()
+            except BaseException:
+                self.lock.release()
+                raise
 
     def _check_layout(self) -> None:
         layout = {"format": self.fmt, "columns": ",".join(self.columns) if self.columns else "all",
@@ -106,13 +134,16 @@ class Dataset:
                 raise DatasetError(f"{self.dir} holds a dataset with {key} {have!r}; asked for {value!r}")
 
     def _count_shards(self) -> Tally:
-        """The figures of a directory written before the card existed, read once from its shards."""
+        """The figures of a directory written before the card existed (or whose index was rebuilt), read once
+        from its shards; a dead letter superseded by a triplet counts once, as the triplet."""
         tally = Tally()
         records = ("dead_letters",) + ((MAIN,) if self.columns is None else ())  # shards holding whole records
-        for shard in self.index.shards():
-            if shard["family"] in records:
-                for row in read_rows(self.dir / self._folder(shard["family"]) / shard["name"]):
-                    tally.add(row, dead_letter=shard["family"] == "dead_letters")
+        paths = [(s["family"], self.dir / self._folder(s["family"]) / s["name"]) for s in self.index.shards()
+                 if s["family"] in records]
+        for family, row in records_of(paths):
+            tally.add(row, dead_letter=family == "dead_letters")
+        tally.superseded = sum(1 for family, path in paths if family == "dead_letters"
+                               for row in read_rows(path) if row.get("id") and self.index.contains(row["id"]))
         return tally
 
     def _format_of(self, family: str) -> str:
@@ -126,23 +157,83 @@ class Dataset:
     def _path(self, family: str, seq: int) -> Path:
         return self.dir / self._folder(family) / f"{family}-{seq:06d}.{self._format_of(family)}"
 
+    def _shard_files(self) -> list[Path]:
+        """Every file named like one of pairstream's shards: DIR/triplets-NNNNNN.* and DIR/<family>/<family>-NNNNNN.*
+        (a user's own files, in DIR or in a folder of it, are not among them)."""
+        families = [MAIN] + [d.name for d in self.dir.iterdir() if d.is_dir() and d != self.state_dir]
+        return [f for family in families for f in sorted((self.dir / self._folder(family)).glob(
+                f"{family}{SHARD_NUMBER}")) if f.suffix in (".jsonl", ".parquet") and f.is_file()]
+
+    @staticmethod
+    def _family_of(path: Path, root: Path) -> str:
+        return MAIN if path.parent == root else path.parent.name
+
     def _recover(self) -> None:
-        """Delete what a crash left: temp files, and renamed shards the index never recorded."""
+        """Delete what a crash left (temp files, and renamed shards the index recorded as pending but never
+        completed), and nothing else; rebuild a missing index from the shards it finds."""
         for tmp in self.state_dir.glob("*.tmp"):
             tmp.unlink()
         known = {s["name"] for s in self.index.shards()}
-        # Only pairstream's own shard names: DIR/triplets-NNNNNN.* and DIR/<family>/<family>-NNNNNN.*
-        families = [MAIN] + [d.name for d in self.dir.iterdir() if d.is_dir() and d != self.state_dir]
-        for family in families:
-            for f in (self.dir / self._folder(family)).glob(f"{family}{SHARD_NUMBER}"):
-                if f.suffix in (".jsonl", ".parquet") and f.name not in known:
-                    f.unlink()
-        self._write_manifest()
+        for relative in self.index.pending():
+            if Path(relative).name not in known:
+                (self.dir / relative).unlink(missing_ok=True)
+        self.index.clear_pending()
+        on_disk = self._shard_files()
+        self.first_free_seq = max([int(SEQ.search(f.name)[1]) for f in on_disk], default=0) + 1
+        strays = [f for f in on_disk if f.name not in known]
+        if strays and not known:
+            self._rebuild_index(strays)
+        elif strays:
+            log.warning("%d file(s) in %s are named like shards but are not in its index, so not part of the "
+                        "dataset; left as they are: %s", len(strays), self.dir,
+                        ", ".join(str(f.relative_to(self.dir)) for f in strays[:5]))
+        if self.index.needs_dead_ids:  # an index from before dead-letter ids were kept apart
+            dead = [(row.get("id"), dead_letter_reason(row)) for s in self.index.shards()
+                    if s["family"] == "dead_letters" for row in read_rows(self.dir / "dead_letters" / s["name"])]
+            self.index.move_to_dead([(rid, reason) for rid, reason in dead if rid])
+
+    def _rebuild_index(self, shards: list[Path]) -> None:
+        """A new index over existing shards: adopt them all, and index the ids of their full records."""
+        how = (f"restore {self.state_dir} from where the dataset came from, or move its shards to another "
+               "directory")
+        if self.columns is not None:
+            raise DatasetError(f"{self.dir} holds shards but no index ({self.state_dir}), and a --columns layout "
+                               f"has no record ids to rebuild it from: {how}")
+        formats = {f.suffix[1:] for f in shards if self._family_of(f, self.dir) not in RECORD_FAMILIES}
+        if formats - {self.fmt}:
+            raise DatasetError(f"{self.dir} holds {'/'.join(sorted(formats))} shards but no index; consume it "
+                               f"with --format {sorted(formats - {self.fmt})[0]}, or {how}")
+        entries, ids, dead, seen_seqs = [], [], [], set()
+        for path in sorted(shards, key=lambda f: int(SEQ.search(f.name)[1])):
+            family, rows = self._family_of(path, self.dir), 0
+            try:
+                for row in read_rows(path):
+                    rows += 1
+                    if family == "dead_letters":
+                        dead.append((row.get("id"), dead_letter_reason(row)))
+                    elif family in (MAIN, "rejects"):
+                        if not row.get("id"):
+                            raise DatasetError(f"{path} holds rows without an id (a --columns layout?), so the "
+                                               f"index of {self.dir} cannot be rebuilt: {how}")
+                        ids.append(row["id"])
+            except (ValueError, OSError) as exc:  # orjson and pyarrow errors are ValueErrors
+                raise DatasetError(f"{path} cannot be read ({exc}), so the index of {self.dir} cannot be rebuilt: "
+                                   f"{how}") from None
+            seq = int(SEQ.search(path.name)[1])
+            if seq in seen_seqs:  # two families' files of one number (directories merged): a fresh number
+                seq = self.first_free_seq
+                self.first_free_seq += 1
+            seen_seqs.add(seq)
+            entries.append((seq, path.name, family, rows))
+        self.index.add_shards(entries, ids, {}, dead)
+        log.warning("%s had shards but no index: rebuilt it from its %d shards (%d record ids, %d dead letters); "
+                    "redelivered records stay duplicates", self.dir, len(entries), len(ids), len(dead))
 
     @writing("adding a record")
     def add(self, record: dict[str, Any], *, dead_letter: bool = False) -> bool:
-        """Add one record (a row in each layout); False (and counted) if its id is already in the dataset."""
-        if not self._claim(record.get("id")):
+        """Add one record (a row in each layout); False (and counted) if its id is already in the dataset.
+        A triplet whose id the dataset holds only as a dead letter is added: it supersedes the dead letter."""
+        if not self._claim(record.get("id"), dead_letter_reason(record) if dead_letter else None):
             return False
         if dead_letter:
             self._row("dead_letters", record)
@@ -165,25 +256,35 @@ class Dataset:
                   "source": {"topic": topic, "partition": partition, "offset": offset},
                   "value": text, "value_encoding": encoding, "value_bytes": None if value is None else len(value),
                   "value_truncated": value is not None and len(value) > REJECT_MAX_BYTES, "rejected_at": utc_now()}
-        if not self._claim(record["id"]):
-            return False
         with storage(self.dir, "keeping a reject"):
+            if not self._claim(record["id"]):
+                return False
             self._row("rejects", record)
         return True
 
-    def _claim(self, rid: str | None) -> bool:
-        """Note `rid` as added; False if the dataset already holds it (in a complete or an open shard)."""
-        if rid and (rid in self.pending_ids or self.index.contains(rid)):
+    def _claim(self, rid: str | None, dead_letter_reason: str | None = None) -> bool:
+        """Note `rid` as added (a dead letter when its reason is given); False if the dataset already holds it:
+        a triplet of that id, or for a dead letter a dead letter too (in a complete or an open shard)."""
+        if not rid:
+            return True
+        if rid in self.pending_ids or self.index.contains(rid) or (dead_letter_reason is not None and (
+                rid in self.pending_dead or self.index.dead_letter_reason(rid) is not None)):
             self.duplicates += 1
             return False
-        if rid:
-            self.pending_ids.add(rid)
+        if dead_letter_reason is not None:
+            self.pending_dead[rid] = dead_letter_reason
+            return True
+        earlier = self.pending_dead.get(rid) or self.index.dead_letter_reason(rid)
+        if earlier is not None:  # the anchor was dead-lettered, then redelivered and generated: count it once
+            self.pending.supersede(earlier)
+            self.superseded += 1
+        self.pending_ids.add(rid)
         return True
 
     def _row(self, family: str, row: dict[str, Any]) -> None:
         shard = self.open.get(family)
         if shard is None:
-            seq = self.index.next_seq() + len(self.open)
+            seq = max(self.index.next_seq(), self.first_free_seq) + len(self.open)
             columns = None if family in RECORD_FAMILIES or (family == MAIN and self.columns is None) else tuple(row)
             shard = self.open[family] = Shard(seq, self.state_dir, self._path(family, seq), self._format_of(family),
                                               columns)
@@ -201,15 +302,18 @@ class Dataset:
         everything added is durable. Returns shards closed."""
         shards = sorted(self.open.items(), key=lambda kv: kv[1].seq)
         finished: list[Shard] = []
+        if shards:  # before any rename: a crash from here on leaves only files recovery knows to be its own
+            self.index.mark_pending(str(shard.final.relative_to(self.dir)) for _, shard in shards)
         try:
             for _, shard in shards:
                 shard.finish()
                 finished.append(shard)
             if shards:
                 self.tally.merge(self.pending)  # a failure below stops the sink: this tally is not used again
-                self.index.add_shards([(shard.seq, shard.final.name, family, shard.ids, shard.rows)
+                self.index.add_shards([(shard.seq, shard.final.name, family, shard.rows)
                                        for family, shard in shards], self.pending_ids,
-                                      {"tally": orjson.dumps(self.tally.to_json()).decode()})
+                                      {"tally": orjson.dumps(self.tally.to_json()).decode()},
+                                      self.pending_dead.items())
         except BaseException:
             for shard in finished:  # complete but not indexed: not part of the dataset, so not left visible
                 try:
@@ -219,6 +323,7 @@ class Dataset:
             raise
         self.open.clear()
         self.pending_ids.clear()
+        self.pending_dead.clear()
         self.pending = Tally()
         self.shards_written += len(shards)
         if shards:  # may fail too: the shards are indexed, and the next start rewrites the manifest and card
@@ -236,6 +341,8 @@ class Dataset:
             "views": list(self.views),
             "rows": dict(rows),
             "dead_letters_kept": self.tally.dead_letters_kept,
+            "superseded_dead_letters": self.tally.superseded,
+            "mining_negative_ratio": self.mining_ratio,
             "shards": [{**s, "path": str(Path(self._folder(s["family"])) / s["name"])} for s in shards],
             "load": f'datasets.load_dataset("{"json" if self.fmt == "jsonl" else "parquet"}", '
                     f'data_files="{self.dir}/*.{self.fmt}", split="train")',
@@ -247,7 +354,8 @@ class Dataset:
             files.setdefault(shard["family"], []).append(shard["path"])
         families = {family: (files[family], count) for family, count in rows.items() if family != "rejects"}
         self._replace("README.md", render_card(self.tally, families, full_records=self.columns is None,
-                                               columns=self.columns, dataset_id=self.dataset_id).encode())
+                                               columns=self.columns, dataset_id=self.dataset_id,
+                                               mining_ratio=self.mining_ratio).encode())
 
     def _replace(self, name: str, content: bytes) -> None:
         tmp = self.state_dir / f"{name}.tmp"
@@ -255,9 +363,12 @@ class Dataset:
         os.replace(tmp, self.dir / name)
 
     def close(self) -> None:
-        """Checkpoint what is open (a clean stop) and close the index."""
-        self.checkpoint()
-        self.index.close()
+        """Checkpoint what is open (a clean stop), close the index and let go of the directory."""
+        try:
+            self.checkpoint()
+        finally:
+            self.index.close()
+            self.lock.release()
 
     def abort(self) -> None:
         """Drop open shards without making them visible (their records were not committed)."""
@@ -265,5 +376,23 @@ class Dataset:
             shard.discard()
         self.open.clear()
         self.pending_ids.clear()
+        self.pending_dead.clear()
         self.pending = Tally()
         self.index.close()
+        self.lock.release()
+
+
+def records_of(paths: list[tuple[str, Path]]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(family, row) of every full record, then of every dead letter whose anchor did not later become one of
+    those records (a triplet supersedes a dead letter of its id), from these (family, shard path)."""
+    ids: set[str] = set()
+    for family, path in paths:
+        if family == MAIN:
+            for row in read_rows(path):
+                ids.add(row.get("id"))
+                yield family, row
+    for family, path in paths:
+        if family == "dead_letters":
+            for row in read_rows(path):
+                if not row.get("id") or row["id"] not in ids:
+                    yield family, row

@@ -163,8 +163,12 @@ def test_a_grown_dataset_and_another_of_the_same_name_never_load_from_a_stale_ca
 
 def test_recovery_deletes_only_pairstreams_own_unindexed_shards(tmp_path):
     written(tmp_path, n=10)
-    orphan = tmp_path / "mined-negatives" / "mined-negatives-000099.jsonl"  # renamed, never indexed: a crash
+    ds = Dataset(tmp_path)  # a crash after renaming a shard the index records as pending, before indexing it
+    orphan = tmp_path / "mined-negatives" / "mined-negatives-000099.jsonl"
+    ds.index.mark_pending(["mined-negatives/mined-negatives-000099.jsonl"])
     orphan.write_text('{"anchor": "a"}\n')
+    ds.index.close()
+    ds.lock.release()
     mine = tmp_path / "notes" / "draft-000001.jsonl"  # a user's own file inside DIR
     mine.parent.mkdir()
     mine.write_text("{}\n")

@@ -3,6 +3,7 @@ the figures add up to what was written, the plots are drawn, and the LlamaIndex 
 relevant documents the way each action means."""
 
 import orjson
+import pytest
 
 from streams.dataset.export import doc_id, llamaindex
 from streams.dataset.report import build_report, summary_lines
@@ -65,3 +66,51 @@ def test_llamaindex_export_maps_queries_to_their_documents(tmp_path):
     done = run_cli("export", str(tmp_path), "--to", "llamaindex", "--out", str(tmp_path / "li.json"))
     assert done.returncode == 0 and "exported 3 queries" in done.stdout
     assert orjson.loads((tmp_path / "li.json").read_bytes()) == data
+
+
+def scored(i: int, ap: float, an: float | None, mined: list[float]) -> dict:
+    row = record(i, pair=an is None)
+    row["quality"] = {"anchor_positive": ap, "anchor_negative": an, "margin": None if an is None else ap - an,
+                      "model": "e", "verdict": "pass", "problems": []}
+    row["mined_negatives"] = [{"text": f"m{i}.{k}", "score": s, "source_id": "x"} for k, s in enumerate(mined)]
+    return row
+
+
+def test_report_and_card_agree_and_use_the_recorded_mining_rule(tmp_path):
+    """Issue 23 item 12: the report divided inverted triplets by every record, the card by records with a margin;
+    both hard-coded the 0.95 rule whatever PAIRSTREAM_MINING_NEGATIVE_RATIO said; margins in [-2, 2] were
+    squeezed into bins for [-1, 1] (a margin of -1.6 was reported as -1.0)."""
+    ds = Dataset(tmp_path, mining_ratio=0.8)
+    rows = [scored(0, 0.9, -0.7, [0.75]),  # margin 1.6; mined 0.75 >= 0.72: not under the 0.8 rule
+            scored(1, -0.6, 0.95, [0.1]),  # inverted by -1.55; mined 0.1 >= -0.72: not under
+            scored(2, 0.5, 0.9, []),       # inverted
+            scored(3, 0.8, 0.1, [0.5]),    # mined 0.5 < 0.64: under the 0.8 rule
+            scored(4, 0.7, None, [])]      # no LLM negative, no margin
+    for row in rows:
+        ds.add(row)
+    ds.close()
+    manifest = orjson.loads((tmp_path / "manifest.json").read_bytes())
+    assert manifest["mining_negative_ratio"] == 0.8
+    lines = "\n".join(summary_lines(build_report(tmp_path)))
+    card = (tmp_path / "README.md").read_text(encoding="utf-8")
+    assert "inverted (LLM negative closer than the positive): 2 of 4 (50.0%)" in lines
+    assert "Inverted triplets (margin below 0, of the 4 records with an LLM negative): 50.0%." in card
+    assert "under the positive-aware 0.8 rule: 1 of 3" in lines
+    assert "cos(anchor, positive) - 20% of it" in card
+    reopened = Dataset(tmp_path)
+    t = reopened.tally
+    reopened.close()
+    assert t.quantile("margin", 0.0) == pytest.approx(-1.55, abs=0.011)
+    assert t.quantile("margin", 1.0) == pytest.approx(1.6, abs=0.011)
+
+
+def test_a_tally_from_before_the_margin_bins_is_moved_to_them():
+    from streams.dataset.tally import Tally
+
+    old = Tally()
+    for m in (-0.5, 0.25, 0.9):  # version 1 binned margins on [-1, 1] in 0.01 bins
+        old.histograms["margin"][int((m + 1) / 2 * 200)] += 1
+    data = old.to_json()
+    data.pop("bins_version")
+    moved = Tally.from_json(data)
+    assert [moved.quantile("margin", q) for q in (0, 0.5, 1)] == pytest.approx([-0.5, 0.25, 0.9], abs=0.011)

@@ -172,3 +172,61 @@ def test_two_sinks_in_one_group_rebalance_mid_stream_and_write_each_id_once(brok
     assert len(a) == len(set(a)) and len(b) == len(set(b))
     assert not set(a) & set(b), f"{len(set(a) & set(b))} ids written by both sinks"
     assert set(a) | set(b) == {f"rec-{i}" for i in produced}
+
+
+def test_wrong_but_well_formed_records_become_rejects_and_the_sink_keeps_going(broker, names, pairstream_env,
+                                                                               tmp_path):
+    """Issue 23 item 3: a record with a field of the wrong shape (`quality: "bad"`, a mined negative without a
+    score, a dead letter whose error is a string) passed the sink's presence check, raised inside the dataset,
+    and stopped `consume` with exit 1 on every restart. Now it is validated against `schemas` and rejected."""
+    texts = stsb_sentences(4)
+    good = [orjson.loads(triplet(i, texts[i])) for i in range(4)]
+    wrong = [{**good[0], "id": "bad-quality", "quality": "bad"},
+             {**good[0], "id": "bad-mined", "mined_negatives": [{"text": "z"}]},
+             {**good[0], "id": "bad-action", "action": "summarise"}]
+    values = [orjson.dumps(r) for r in good[:2] + wrong + good[2:]]
+    produce(broker, names["triplets"], values, partition=0)
+    produce(broker, names["dlq"], [orjson.dumps({"id": "x", "error": "boom"})], partition=0)
+    out = tmp_path / "ds"
+    done = consume(out, "--until-idle", "2", "--dead-letters", env=pairstream_env)
+    assert done.returncode == 0, done.stderr
+    assert "wrote 4 triplets" in done.stdout and "rejected 4 unreadable records" in done.stdout
+    rejects = {r["source"]["offset"] if r["source"]["topic"] == names["triplets"] else "dlq": r["reason"]
+               for f in (out / "rejects").glob("*.jsonl") for r in map(orjson.loads, f.read_bytes().splitlines())}
+    assert rejects[2].startswith("not a triplet record: quality: Input should be a valid dictionary")
+    assert rejects[3].startswith("not a triplet record: mined_negatives.0.score: Field required")
+    assert rejects[4].startswith("not a triplet record: action: Input should be")
+    assert rejects["dlq"].startswith("not a dead-letter record: error: Input should be a valid dictionary")
+    again = consume(out, "--until-idle", "2", "--dead-letters", env=pairstream_env)  # committed past them
+    assert again.returncode == 0 and "wrote 0 triplets" in again.stdout and "rejected 0" in again.stdout
+
+
+def test_limit_stops_at_exactly_n_records_and_commits_no_more(broker, names, pairstream_env, tmp_path):
+    """Issue 23 item 5: `--limit N` wrote (and committed) the rest of a fetch, up to 1,000 records past N."""
+    texts = stsb_sentences(300)
+    produce(broker, names["triplets"], [triplet(i, t) for i, t in enumerate(texts)], partition=0)
+    out = tmp_path / "ds"
+    first = consume(out, "--limit", "7", env=pairstream_env)
+    assert first.returncode == 0, first.stderr
+    assert "wrote 7 triplets" in first.stdout
+    rows = [orjson.loads(x)["id"] for f in out.glob("*.jsonl") for x in f.read_bytes().splitlines()]
+    assert rows == [f"rec-{i}" for i in range(7)]
+    rest = consume(out, "--until-idle", "2", env=pairstream_env)  # the next run starts right after the 7th
+    assert "wrote 293 triplets" in rest.stdout and "dropped 0 duplicates" in rest.stdout, rest.stdout
+
+
+def test_a_second_sink_on_one_directory_exits_1_naming_the_holder(broker, names, pairstream_env, tmp_path):
+    """Issue 23 item 2: a second `consume --out DIR` shared the first's index and temp names, and its recovery
+    deleted the first's open files. Now it stops at once with exit 1, naming DIR and the first sink's pid."""
+    out = tmp_path / "ds"
+    first = spawn_cli("consume", "--out", str(out), "--quiet", env=pairstream_env, log=tmp_path / "first.log")
+    try:
+        wait_until(lambda: (out / ".pairstream" / "lock").read_text().strip(), 60, "the first sink's lock")
+        second = consume(out, "--until-idle", "2", "--group", "other", env=pairstream_env)
+        assert second.returncode == 1, second.stderr
+        assert str(out) in second.stderr and f"pid {first.pid}" in second.stderr
+        assert first.poll() is None  # the first goes on
+    finally:
+        first.terminate()
+        assert first.wait(60) == 0
+    assert consume(out, "--until-idle", "1", env=pairstream_env).returncode == 0  # free once the first stopped

@@ -70,19 +70,126 @@ def test_duplicates_are_dropped_within_a_shard_and_across_restarts(tmp_path):
     assert sorted(rows["id"]) == [f"id-{i}" for i in range(6)]
 
 
+def crash(ds: Dataset) -> None:
+    """The process dies: nothing is flushed or checkpointed; the kernel closes its files and lets go of the lock."""
+    ds.index.close()
+    ds.lock.release()
+
+
 def test_crash_leftovers_are_removed_and_their_ids_not_remembered(tmp_path):
     ds = Dataset(tmp_path, shard_rows=2)
     fill(ds, range(3))  # one complete shard (0, 1); id 2 in an open temp shard
-    # a crash now; also simulate one between "rename into place" and "index commit":
+    # a crash now; also one between "rename into place" and "index commit": the index names it as pending
     orphan = tmp_path / "triplets-000099.jsonl"
+    ds.index.mark_pending([orphan.name])
     orphan.write_bytes(orjson.dumps(record(7)) + b"\n")
-    ds.index.close()
+    crash(ds)
     restarted = Dataset(tmp_path, shard_rows=2)
     assert not orphan.exists() and not list((tmp_path / ".pairstream").glob("*.tmp"))
     assert restarted.add(record(2)) and restarted.add(record(7))  # redelivered, not duplicates
     assert not restarted.add(record(1))
     restarted.close()
     assert sorted(load(tmp_path, "jsonl")["id"]) == ["id-0", "id-1", "id-2", "id-7"]
+
+
+def test_a_shard_named_file_the_index_never_recorded_is_left_alone(tmp_path):
+    ds = Dataset(tmp_path, shard_rows=2)
+    fill(ds, range(2))
+    ds.close()
+    stranger = tmp_path / "triplets-000050.jsonl"  # not pending, not indexed: not pairstream's to delete
+    stranger.write_bytes(orjson.dumps(record(50)) + b"\n")
+    again = Dataset(tmp_path, shard_rows=2)
+    fill(again, range(2, 4))
+    again.close()
+    assert stranger.read_bytes() == orjson.dumps(record(50)) + b"\n"
+    assert stranger.name not in [s["name"] for s in orjson.loads((tmp_path / "manifest.json").read_bytes())["shards"]]
+    assert all(int(p.stem[-6:]) > 50 for p in tmp_path.glob("triplets-*.jsonl") if p != stranger and
+               p.name not in ("triplets-000001.jsonl",))  # new shards are numbered past it, never over it
+
+
+@pytest.mark.parametrize("how", ["index deleted", "copied without the hidden folder"])
+def test_shards_without_their_index_are_adopted_and_the_index_rebuilt(tmp_path, how, caplog):
+    """Issue 23 item 1: a directory of shards without .pairstream/ used to lose every shard on open."""
+    import shutil
+
+    source = tmp_path / "ds"
+    ds = Dataset(source, shard_rows=3, dead_letters=True)
+    fill(ds, range(7))
+    ds.add({"id": "dl-1", "stage": "llm", "error": {"type": "http_500", "message": "x"}}, dead_letter=True)
+    ds.close()
+    target = source
+    if how == "index deleted":
+        shutil.rmtree(source / ".pairstream")
+    else:
+        target = tmp_path / "copy"
+        target.mkdir()
+        for item in source.iterdir():  # cp -r ds/* copy/
+            if item.name != ".pairstream":
+                (shutil.copytree if item.is_dir() else shutil.copy2)(item, target / item.name)
+    files = sorted(str(p.relative_to(target)) for p in target.rglob("*.jsonl"))
+    with caplog.at_level("WARNING", logger="pairstream.dataset"):
+        again = Dataset(target, shard_rows=3, dead_letters=True)
+    assert sorted(str(p.relative_to(target)) for p in target.rglob("*.jsonl")) == files  # nothing deleted
+    assert "rebuilt it from its" in caplog.text
+    assert again.tally.triplets == 7 and again.tally.dead_letters == 1  # the figures, from the shards
+    assert not again.add(record(3)) and not again.add(record(6))  # redelivered: still duplicates
+    assert again.add(record(7))
+    again.close()
+    assert sorted(load(target, "jsonl")["id"]) == [f"id-{i}" for i in range(8)]
+    triplet_view = datasets.load_dataset(str(target), "triplet", split="train")
+    assert triplet_view.num_rows == 8
+
+
+def test_shards_of_a_columns_layout_without_their_index_are_refused_not_deleted(tmp_path):
+    import shutil
+
+    ds = Dataset(tmp_path, columns=("anchor", "positive", "negative"))
+    fill(ds, range(3))
+    ds.close()
+    shutil.rmtree(tmp_path / ".pairstream")
+    with pytest.raises(DatasetError, match="holds shards but no index.*restore"):
+        Dataset(tmp_path, columns=("anchor", "positive", "negative"))
+    assert len(load(tmp_path, "jsonl")) == 3
+
+
+def test_a_second_writer_of_one_directory_is_refused_with_the_holders_pid(tmp_path):
+    """Issue 23 item 2: two sinks on one directory numbered shards from one index and deleted each other's."""
+    import os
+
+    from streams.dataset.store import DirectoryBusy
+
+    first = Dataset(tmp_path)
+    with pytest.raises(DirectoryBusy, match=f"{tmp_path}.*pid {os.getpid()}"):
+        Dataset(tmp_path)
+    first.add(record(1))
+    first.close()
+    Dataset(tmp_path).close()  # free again once the first has stopped
+
+
+def dead_letter(i: int) -> dict:
+    return {"id": f"id-{i}", "stage": "llm", "attempts": 3, "error": {"type": "timeout", "message": "LLM down"},
+            "raw": "{}", "source": {"topic": "t", "partition": 0, "offset": i}, "failed_at": "2026-11-24T10:00:00Z"}
+
+
+@pytest.mark.parametrize("restart", [False, True])
+def test_a_triplet_supersedes_a_dead_letter_of_the_same_id(tmp_path, restart):
+    """Issue 23 item 4: dead-lettered in an outage, then redelivered and generated: the triplet is kept."""
+    ds = Dataset(tmp_path, dead_letters=True)
+    assert ds.add(dead_letter(1), dead_letter=True) and ds.add(dead_letter(2), dead_letter=True)
+    if restart:
+        ds.close()
+        ds = Dataset(tmp_path, dead_letters=True)
+    assert ds.add(record(1))  # not a duplicate
+    assert not ds.add(record(1)) and not ds.add(dead_letter(1), dead_letter=True)  # both kinds now duplicates
+    assert not ds.add(dead_letter(2), dead_letter=True)
+    ds.close()
+    assert list(load(tmp_path, "jsonl")["id"]) == ["id-1"]
+    reopened = Dataset(tmp_path, dead_letters=True)
+    assert (reopened.tally.triplets, reopened.tally.dead_letters, reopened.tally.superseded) == (1, 1, 1)
+    assert reopened.tally.rejections == {"llm: timeout": 1} and reopened.tally.yield_ == 0.5
+    reopened.close()
+    card = (tmp_path / "README.md").read_text(encoding="utf-8")
+    assert "- records: 1; dead letters: 1" in card and "superseded by a later triplet" in card
 
 
 def test_triplet_columns_layout_puts_pairs_apart(tmp_path):
