@@ -10,7 +10,7 @@ from support.processes import ROOT
 
 STREAMS = ROOT / "streams"
 SUBPACKAGES = ("worker", "generate", "quality", "dataset", "local", "bench")
-SHARED = ("settings", "kafka", "logs", "metrics")
+SHARED = ("settings", "kafka", "logs", "metrics", "dirlock")
 # What each room may import from pairstream (besides itself, the shared modules and schemas).
 ALLOWED = {
     "generate": set(),

@@ -22,11 +22,7 @@ its records are redelivered) or a renamed shard the index lists as pending but n
 (deleted on start, likewise), never a half-written shard or a record in two shards. Recovery
 deletes nothing else: a file the index has not recorded as its own pending shard is never touched.
 
-A directory holding shards but no index (copied without its hidden folder, downloaded, or
-`.pairstream/` deleted to reset it) gets its index rebuilt from the shards: every shard is
-adopted and the full records' ids are indexed again, so redelivered records stay duplicates;
-one warning says so. Without full records (a --columns layout) there are no ids to rebuild
-from, and the sink refuses with `DatasetError` (exit 2) and what to do.
+A directory holding shards but no index gets its index rebuilt (`streams.dataset.recovery`).
 
 One process at a time writes a directory: the first takes an exclusive lock on
 DIR/.pairstream/lock, and a second gets `DirectoryBusy` naming the holder's pid.
@@ -38,14 +34,12 @@ once writing works again.
 """
 
 import base64
-import logging
 import os
-import re
 import time
 import uuid
 from collections import Counter
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import orjson
 
@@ -54,21 +48,14 @@ from streams.dataset.disk import storage, writing
 from streams.dataset.index import IdIndex, utc_now
 from streams.dataset.layouts import MAIN, VIEWS, layouts_for
 from streams.dataset.shard import Shard, read_rows
+from streams.dataset.recovery import RECORD_FAMILIES, DatasetError, folder, records_of, recover
 from streams.dataset.tally import Tally, dead_letter_reason
 from streams.dirlock import DirectoryBusy, DirectoryLock
 
-log = logging.getLogger("pairstream.dataset")
 
 FORMATS = ("jsonl", "parquet")
-RECORD_FAMILIES = ("dead_letters", "rejects")  # always JSONL, in their own folders
 REJECT_MAX_BYTES = 65536  # of the unreadable value kept in a reject
-SHARD_NUMBER = "-[0-9][0-9][0-9][0-9][0-9][0-9].*"  # after the family's name
-SEQ = re.compile(r"-(\d{6})\.(jsonl|parquet)$")
-__all__ = ["Dataset", "DatasetError", "DirectoryBusy"]
-
-
-class DatasetError(Exception):
-    """DIR cannot be used as asked (for example: it holds shards of another format)."""
+__all__ = ["Dataset", "DatasetError", "DirectoryBusy", "records_of"]
 
 
 class Dataset:
@@ -149,85 +136,14 @@ class Dataset:
     def _format_of(self, family: str) -> str:
         return "jsonl" if family in RECORD_FAMILIES else self.fmt
 
-    @staticmethod
-    def _folder(family: str) -> str:
-        """Where a family's shards live, relative to DIR: triplets at the top, the others in a folder of their own."""
-        return "" if family == MAIN else family
+    _folder = staticmethod(folder)
 
     def _path(self, family: str, seq: int) -> Path:
         return self.dir / self._folder(family) / f"{family}-{seq:06d}.{self._format_of(family)}"
 
-    def _shard_files(self) -> list[Path]:
-        """Every file named like one of pairstream's shards: DIR/triplets-NNNNNN.* and DIR/<family>/<family>-NNNNNN.*
-        (a user's own files, in DIR or in a folder of it, are not among them)."""
-        families = [MAIN] + [d.name for d in self.dir.iterdir() if d.is_dir() and d != self.state_dir]
-        return [f for family in families for f in sorted((self.dir / self._folder(family)).glob(
-                f"{family}{SHARD_NUMBER}")) if f.suffix in (".jsonl", ".parquet") and f.is_file()]
-
-    @staticmethod
-    def _family_of(path: Path, root: Path) -> str:
-        return MAIN if path.parent == root else path.parent.name
-
     def _recover(self) -> None:
-        """Delete what a crash left (temp files, and renamed shards the index recorded as pending but never
-        completed), and nothing else; rebuild a missing index from the shards it finds."""
-        for tmp in self.state_dir.glob("*.tmp"):
-            tmp.unlink()
-        known = {s["name"] for s in self.index.shards()}
-        for relative in self.index.pending():
-            if Path(relative).name not in known:
-                (self.dir / relative).unlink(missing_ok=True)
-        self.index.clear_pending()
-        on_disk = self._shard_files()
-        self.first_free_seq = max([int(SEQ.search(f.name)[1]) for f in on_disk], default=0) + 1
-        strays = [f for f in on_disk if f.name not in known]
-        if strays and not known:
-            self._rebuild_index(strays)
-        elif strays:
-            log.warning("%d file(s) in %s are named like shards but are not in its index, so not part of the "
-                        "dataset; left as they are: %s", len(strays), self.dir,
-                        ", ".join(str(f.relative_to(self.dir)) for f in strays[:5]))
-        if self.index.needs_dead_ids:  # an index from before dead-letter ids were kept apart
-            dead = [(row.get("id"), dead_letter_reason(row)) for s in self.index.shards()
-                    if s["family"] == "dead_letters" for row in read_rows(self.dir / "dead_letters" / s["name"])]
-            self.index.move_to_dead([(rid, reason) for rid, reason in dead if rid])
-
-    def _rebuild_index(self, shards: list[Path]) -> None:
-        """A new index over existing shards: adopt them all, and index the ids of their full records."""
-        how = (f"restore {self.state_dir} from where the dataset came from, or move its shards to another "
-               "directory")
-        if self.columns is not None:
-            raise DatasetError(f"{self.dir} holds shards but no index ({self.state_dir}), and a --columns layout "
-                               f"has no record ids to rebuild it from: {how}")
-        formats = {f.suffix[1:] for f in shards if self._family_of(f, self.dir) not in RECORD_FAMILIES}
-        if formats - {self.fmt}:
-            raise DatasetError(f"{self.dir} holds {'/'.join(sorted(formats))} shards but no index; consume it "
-                               f"with --format {sorted(formats - {self.fmt})[0]}, or {how}")
-        entries, ids, dead, seen_seqs = [], [], [], set()
-        for path in sorted(shards, key=lambda f: int(SEQ.search(f.name)[1])):
-            family, rows = self._family_of(path, self.dir), 0
-            try:
-                for row in read_rows(path):
-                    rows += 1
-                    if family == "dead_letters":
-                        dead.append((row.get("id"), dead_letter_reason(row)))
-                    elif family in (MAIN, "rejects"):
-                        if not row.get("id"):
-                            raise DatasetError(f"{path} holds rows without an id (a --columns layout?), so the "
-                                               f"index of {self.dir} cannot be rebuilt: {how}")
-                        ids.append(row["id"])
-            except (ValueError, OSError) as exc:  # orjson and pyarrow errors are ValueErrors
-                raise DatasetError(f"{path} cannot be read ({exc}), so the index of {self.dir} cannot be rebuilt: "
-                                   f"{how}") from None
-            seq = int(SEQ.search(path.name)[1])
-            if seq in seen_seqs:  # two families' files of one number (directories merged): a fresh number
-                seq = self.first_free_seq
-                self.first_free_seq += 1
-            seen_seqs.add(seq)
-            entries.append((seq, path.name, family, rows))
-        self.index.add_shards(entries, ids, {}, dead)
-        log.warning("%s had shards but no index: rebuilt it from its %d shards (%d record ids, %d dead letters); "
-                    "redelivered records stay duplicates", self.dir, len(entries), len(ids), len(dead))
+        """What a crash left is deleted, and nothing else; a missing index is rebuilt (`streams.dataset.recovery`)."""
+        self.first_free_seq = recover(self)
 
     @writing("adding a record")
     def add(self, record: dict[str, Any], *, dead_letter: bool = False) -> bool:
@@ -380,19 +296,3 @@ class Dataset:
         self.pending = Tally()
         self.index.close()
         self.lock.release()
-
-
-def records_of(paths: list[tuple[str, Path]]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(family, row) of every full record, then of every dead letter whose anchor did not later become one of
-    those records (a triplet supersedes a dead letter of its id), from these (family, shard path)."""
-    ids: set[str] = set()
-    for family, path in paths:
-        if family == MAIN:
-            for row in read_rows(path):
-                ids.add(row.get("id"))
-                yield family, row
-    for family, path in paths:
-        if family == "dead_letters":
-            for row in read_rows(path):
-                if not row.get("id") or row["id"] not in ids:
-                    yield family, row

@@ -11,7 +11,7 @@ import pytest
 
 from dataset.test_sink import triplet
 from support.kafka import committed, produce
-from support.processes import run_cli, spawn_cli, stsb_sentences
+from support.processes import spawn_cli, stsb_sentences
 
 pytestmark = pytest.mark.integration
 
