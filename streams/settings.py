@@ -109,7 +109,14 @@ class Settings(BaseSettings):
         "sentence-transformers/all-MiniLM-L6-v2", description="Embedding model name sent to the embeddings server.")
     embeddings_api_key: SecretStr | None = Field(None, description="Bearer token for the embeddings server (secret).")
     embeddings_timeout_s: float = Field(30.0, gt=0, description="Timeout of one embeddings request, in seconds.")
-    embeddings_batch: int = Field(64, ge=1, description="Most texts in one embeddings call (micro-batch).")
+    embeddings_batch: int = Field(
+        32, ge=1, description="Most texts in one embeddings call (micro-batch); never more than the server "
+        "takes (TEI's --max-client-batch-size is 32 by default). A server that answers 413 gets halves.")
+    embeddings_max_chars: int = Field(
+        1000, ge=1, description="Texts sent to the embeddings server are cut to this many characters, so "
+        "none exceeds the model's token limit (512 word pieces for BERT models; 1000 characters of English "
+        "is about 250; the in-process model reads its first 256 tokens). Lower it for CJK text (about a "
+        "token a character).")
     embeddings_wait_ms: float = Field(
         5.0, ge=0, description="Longest wait for a micro-batch to fill before it is sent.")
 
@@ -124,6 +131,10 @@ class Settings(BaseSettings):
     producer_linger_ms: float = Field(
         20.0, ge=0, description="How long the worker batches output records before producing them; fewer, larger "
         "produce requests cost the broker and the worker much less CPU per record.")
+    producer_delivery_timeout_s: float = Field(
+        1200.0, gt=0, description="How long the producer tries to deliver an output record (Faust's "
+        "producer_request_timeout, aiokafka's request_timeout_ms: each produce request's timeout and a batch's "
+        "expiry); past it, during a broker outage, the worker waits and sends the record again, never a dead letter.")
     commit_interval_s: float = Field(
         1.0, gt=0, description="How often finished anchors' offsets are committed; shorter means fewer "
         "re-processed anchors after a crash.")

@@ -17,7 +17,7 @@ from streams.settings import Settings
 
 class EmbeddingJudge:
     def __init__(self, embedder: Embedder, limits: Thresholds, *, metrics: Metrics | None = None,
-                 max_batch: int = 64, max_wait_s: float = 0.005):
+                 max_batch: int = 32, max_wait_s: float = 0.005):
         self.embedder = embedder
         self.limits = limits
         self.metrics = metrics or Metrics()
@@ -77,7 +77,8 @@ def build_judge(settings: Settings, metrics: Metrics | None = None) -> Embedding
 
         embedder: Embedder = RemoteEmbedder(
             settings.embeddings_base_url, settings.embeddings_model, api_key=settings.embeddings_api_key,
-            timeout_s=settings.embeddings_timeout_s, retry=retry, gate=gate)
+            timeout_s=settings.embeddings_timeout_s, retry=retry, gate=gate,
+            max_chars=settings.embeddings_max_chars)
     else:
         from streams.quality.guard import GuardedEmbedder
         from streams.quality.local_minilm import LocalMiniLM

@@ -6,6 +6,16 @@ key only in the Authorization header, scrubbed from errors) and the same retry l
 requests hold and one probe goes out, so anchors wait instead of failing. A response that is
 not a list of one vector per text, all of one length (the first answer fixes it, unless
 `dimensions` is given), finite, is an error, never a wrong score.
+
+Two limits of embedding servers are met here and in the micro-batcher (`streams.quality.batcher`):
+- *Input length.* Servers refuse an input longer than the model's window unless told to truncate (TEI
+  without `--auto-truncate` answers HTTP 413 for an input over 512 tokens; vLLM and OpenAI answer 400),
+  and the whole request fails with it. Each text is cut to `max_chars` characters before it is sent
+  (PAIRSTREAM_EMBEDDINGS_MAX_CHARS, 1000: about 250 word pieces of English, half of BERT's 512; the
+  in-process model reads only its first 256 tokens, about as much text).
+- *Texts per request.* An HTTP 413 (TEI: more than `--max-client-batch-size` inputs, 32 by default,
+  or an input still over the token limit) raises `TooLarge`, which the batcher answers by splitting
+  the batch, never by resending it: the same body would be refused again.
 """
 
 import asyncio
@@ -22,11 +32,19 @@ from streams.generate.resilience import RetryPolicy, call_with_retries
 from streams.quality.embedder import EmbeddingError, normalise
 
 
+class TooLarge(EmbeddingError):
+    """HTTP 413: the request had too many texts, or a text too long for the server. Split it, do not resend it."""
+
+    too_large = True  # what `MicroBatcher` splits a batch on
+
+
 class RemoteEmbedder:
     def __init__(self, base_url: str, model: str, *, api_key: SecretStr | None = None, timeout_s: float = 30.0,
                  retry: RetryPolicy | None = None, gate: OutageGate | None = None, dimensions: int | None = None,
-                 max_connections: int = 8, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
+                 max_connections: int = 8, max_chars: int | None = 1000,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
         self.name = model
+        self.max_chars = max_chars  # None: texts are sent whole
         self.client = LLMClient(base_url, api_key=api_key, timeout_s=timeout_s, max_connections=max_connections)
         self.retry = retry or RetryPolicy()
         self.gate = gate or OutageGate()
@@ -39,12 +57,16 @@ class RemoteEmbedder:
     async def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimensions or 0), dtype=np.float32)
+        if self.max_chars is not None:
+            texts = [t[:self.max_chars] for t in texts]
         try:
+            # 413 is not retryable (llm.RETRYABLE_STATUS): it comes straight back here, not resent
             resp = await call_with_retries(
                 lambda: self.client.post("/embeddings", {"model": self.name, "input": texts}),
                 retry=self.retry, gate=self.gate, sleep=self._sleep)
         except LLMError as exc:
-            raise EmbeddingError(exc.kind, f"embeddings: {exc}", retryable=exc.retryable) from None
+            error = TooLarge if exc.status == 413 else EmbeddingError
+            raise error(exc.kind, f"embeddings: {exc}", retryable=exc.retryable) from None
         return self.vectors(resp.content, len(texts))
 
     def vectors(self, content: bytes, expected: int) -> np.ndarray:

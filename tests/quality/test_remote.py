@@ -1,16 +1,25 @@
 """Remote embeddings against a fake OpenAI-compatible `/v1/embeddings`: vectors in input order and unit length,
 the API key only in the header, transient faults retried, outages held by the gate, garbage and wrong
-dimensions refused with a clear error."""
+dimensions refused with a clear error; and against a fake TEI that enforces TEI's limits, every anchor's pair
+judged: at most 32 texts a request, long inputs cut, a 413 split rather than resent."""
+
+import asyncio
 
 import numpy as np
 import pytest
 from pydantic import SecretStr
 
+from schemas import Source
 from streams.bench.fake_llm import Reply
+from streams.generate.decode import decode_anchor
+from streams.generate.judging import Judgement, JudgeUnavailable
 from streams.generate.resilience import RetryPolicy
 from streams.generate.outage import OutageGate
-from streams.quality.embedder import EmbeddingError
+from streams.quality.embedder import EmbeddingError, normalise
+from streams.quality.judge import build_judge
 from streams.quality.remote import RemoteEmbedder
+from streams.settings import Settings
+from support.fake_tei import FakeTEI
 
 
 async def no_sleep(_):
@@ -78,3 +87,93 @@ async def test_an_outage_holds_requests_behind_one_probe(fake_llm):
     vectors = await remote.embed(["held"])
     await remote.aclose()
     assert vectors.shape == (1, 8) and gate.outages == 1 and not gate.is_open
+
+
+# The quality gate's whole embedding path (settings -> judge -> micro-batcher -> remote embedder) against a
+# fake TEI that enforces TEI's limits (tests/support/fake_tei.py): 32 inputs a request, 512 tokens an input.
+
+SHORT = "A man is playing a guitar on the stage number {i}."
+
+
+@pytest.fixture
+def tei():
+    servers = []
+
+    def make(**kwargs) -> FakeTEI:
+        server = FakeTEI(**kwargs).start()
+        servers.append(server)
+        return server
+
+    yield make
+    for s in servers:
+        s.stop()
+
+
+async def judge_all(tei: FakeTEI, anchors: list[str], **settings) -> list:
+    """Judge one pair per anchor, all at once (as the anchors in flight are); a judgement or the error each."""
+    s = Settings(embeddings_base_url=tei.base_url, **settings)
+    judge = build_judge(s)
+    reqs = [decode_anchor(a.encode(), Source(topic="t", partition=0, offset=i), s) for i, a in enumerate(anchors)]
+    try:
+        return await asyncio.gather(*(judge(req, f"positive {i}", f"negative {i}") for i, req in enumerate(reqs)),
+                                    return_exceptions=True)
+    finally:
+        await judge.aclose()
+
+
+def expected_vectors(tei: FakeTEI, texts: list[str], max_chars: int = 1000) -> np.ndarray:
+    return normalise(np.asarray([tei.vector(t[:max_chars]) for t in texts], dtype=np.float32))
+
+
+def assert_judged(tei, anchors, results, skip=()):
+    for i, (anchor, result) in enumerate(zip(anchors, results)):
+        if i in skip:
+            continue
+        assert isinstance(result, Judgement), f"anchor {i}: {result!r}"
+        assert np.allclose(result.vectors, expected_vectors(tei, [anchor, f"positive {i}", f"negative {i}"]),
+                           atol=1e-6), f"anchor {i} got someone else's vectors"
+
+
+async def test_eleven_anchors_fit_tei_default_batch_and_each_gets_its_own_vectors(tei):
+    server = tei()
+    anchors = [SHORT.format(i=i) for i in range(11)]
+    results = await judge_all(server, anchors)
+    assert_judged(server, anchors, results)
+    assert server.sizes(413) == [] and sorted(server.sizes()) == [1, 32]
+
+
+async def test_a_4000_character_anchor_does_not_fail_its_batch(tei):
+    server = tei()
+    anchors = [SHORT.format(i=i) for i in range(5)]
+    anchors[2] = ("A very long anchor sentence about guitars and stages. " * 80)[:4000]
+    results = await judge_all(server, anchors)
+    assert_judged(server, anchors, results)
+    assert server.sizes(413) == [] and max(len(t) for inputs, _ in server.requests for t in inputs) == 1000
+
+
+async def test_an_input_tei_still_refuses_fails_only_its_own_anchor(tei):
+    """With the client-side bound lifted, the long anchor's 413 splits the batch: only that anchor fails."""
+    server = tei()
+    anchors = [SHORT.format(i=i) for i in range(5)]
+    anchors[2] = "word " * 800
+    results = await judge_all(server, anchors, embeddings_max_chars=4000)
+    assert isinstance(results[2], JudgeUnavailable) and results[2].kind == "http_413"
+    assert "must have less than 512 tokens" in str(results[2])
+    for i in (0, 1, 3, 4):
+        assert isinstance(results[i], Judgement)
+        assert np.allclose(results[i].vectors,
+                           expected_vectors(server, [anchors[i], f"positive {i}", f"negative {i}"]), atol=1e-6)
+
+
+async def test_a_server_limit_below_our_batch_is_met_by_splitting_on_413(tei):
+    """TEI run with --max-client-batch-size 8 against our 32: every anchor is judged; the 413s are split, never
+    resent as they were (3 of them: 32 and its two halves), and the next batches go out at 8 texts."""
+    server = tei(max_client_batch_size=8)
+    anchors = [SHORT.format(i=i) for i in range(11)]
+    results = await judge_all(server, anchors, embeddings_batch=32)
+    assert_judged(server, anchors, results)
+    assert sorted(server.sizes(413)) == [16, 16, 32] and max(server.sizes(200)) == 8
+
+
+def test_the_embeddings_batch_defaults_to_tei_limit():
+    assert Settings().embeddings_batch == 32 and Settings().embeddings_max_chars == 1000
