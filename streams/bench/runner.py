@@ -32,7 +32,7 @@ from streams.bench.load import AnchorSource, Load, load_sentences
 from streams.bench.report import BenchResult, SweepPoint, percentile, plot_sweep, ratio
 from streams.kafka import ensure_topics
 from streams.local.broker import EmbeddedBroker
-from streams.local.processes import free_port, start_worker, stop_process, wait_http, worker_env
+from streams.local.processes import free_port, spawn, start_worker, stop_process, wait_http, worker_env
 from streams.settings import Settings
 
 Log = Callable[[str], None]
@@ -101,8 +101,8 @@ class Bench:
                "--latency-ms", str(c.latency_ms), "--sigma", str(c.sigma), "--seed", str(c.seed)]
         if c.max_queue is not None:
             cmd += ["--max-queue", str(c.max_queue)]
-        proc = subprocess.Popen(cmd, stdout=open(self.workdir / "backend.log", "wb"), stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        (self.workdir / "backend.log").unlink(missing_ok=True)  # one run's log (spawn appends)
+        proc = spawn(cmd, self.workdir / "backend.log")
         base = f"http://127.0.0.1:{port}"
         wait_http(f"{base}/v1/models", 30, proc, "the fake backend")
         return proc, base

@@ -5,7 +5,8 @@ that the real Kafka protocol path (consumer groups, rebalances, commits) runs
 on a machine without Docker or a JVM. Storage is in memory (data lives as long as
 the process) or, with `data_dir`, durable: Tansu's S3 engine on a SeaweedFS server
 over that directory (`streams.local.object_store`), so a restarted broker has every
-topic, record and committed offset. Idempotent producers and transactions are not
+topic, record and committed offset; one broker at a time may use a directory (a second
+gets BrokerError naming the holder's pid). Idempotent producers and transactions are not
 supported by it.
 """
 
@@ -14,8 +15,9 @@ import signal
 import subprocess
 from pathlib import Path
 
+from streams.dirlock import DirectoryBusy
 from streams.local.object_store import ObjectStore, ObjectStoreError
-from streams.local.processes import ProcessError, free_port, stop_process, wait_for_port
+from streams.local.processes import ProcessError, free_port, signals_stop, spawn, stop_process, wait_for_port
 
 
 class BrokerError(RuntimeError):
@@ -74,12 +76,12 @@ class EmbeddedBroker:
             if self.store.proc is None or self.store.proc.poll() is not None:
                 try:
                     self.store.start()
+                except DirectoryBusy as exc:  # another broker on this data directory
+                    raise BrokerError(str(exc)) from exc
                 except ObjectStoreError as exc:
                     raise BrokerError(f"broker storage: {exc}") from exc
             env.update(self.store.env())
-        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
-        self.proc = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT, env=env,
-                                     start_new_session=True)
+        self.proc = spawn(self.command(), self.log_file, env=env)
         try:
             wait_for_port(self.host, self.internal_port, timeout, self.proc)
             if self.internal_port != self.port:
@@ -90,6 +92,9 @@ class EmbeddedBroker:
         except (ProcessError, OSError, ValueError) as exc:
             self.stop()
             raise BrokerError(str(exc)) from exc
+        except BaseException:  # KeyboardInterrupt (Ctrl-C, or SIGTERM in `signals_stop`): nothing left running
+            self.stop()
+            raise
         return self
 
     def stop(self, timeout: float = 10) -> None:
@@ -116,22 +121,23 @@ class EmbeddedBroker:
 
 def serve(port: int | None, host: str, cert: Path | None, key: Path | None, on_ready,
           data_dir: Path | None = None) -> None:
-    """`pairstream broker`: run until SIGTERM or Ctrl-C; `on_ready(broker)` once it listens."""
+    """`pairstream broker`: run until SIGTERM, SIGHUP or Ctrl-C (also while it starts: everything started is
+    stopped); `on_ready(broker)` once it listens. With `data_dir`, BrokerError if another broker has it."""
     if bool(cert) != bool(key):
         raise ValueError("--cert and --key go together")
     log_file = data_dir / "broker.log" if data_dir is not None else None
-    if data_dir is not None:
-        data_dir.mkdir(parents=True, exist_ok=True)
-    embedded = EmbeddedBroker(port=port, host=host, cert=cert, key=key, data_dir=data_dir, log_file=log_file).start()
-
-    def on_sigterm(*_) -> None:
-        raise KeyboardInterrupt
-
-    try:
-        on_ready(embedded)
-        signal.signal(signal.SIGTERM, on_sigterm)
-        embedded.proc.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        embedded.stop()
+    embedded = None
+    with signals_stop():
+        try:
+            if data_dir is not None:
+                data_dir.mkdir(parents=True, exist_ok=True)
+            embedded = EmbeddedBroker(port=port, host=host, cert=cert, key=key, data_dir=data_dir,
+                                      log_file=log_file)
+            embedded.start()
+            on_ready(embedded)
+            embedded.proc.wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            if embedded is not None:
+                embedded.stop()

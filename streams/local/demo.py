@@ -5,7 +5,8 @@ small model on llama.cpp's server (`streams.local.model_server`), runs a worker
 subprocess against them with its concurrency set to the server's slots, publishes
 the anchors, consumes the results into a dataset and prints a summary, with how
 many outputs hit `max_tokens` (read from the worker's /metrics). Every child
-process is stopped on exit and on Ctrl-C. With `broker_data` the broker is durable
+process is stopped on exit and on Ctrl-C, SIGTERM or SIGHUP, and dies with the demo if
+it is killed outright. With `broker_data` the broker is durable
 (`streams.local.object_store`): topics and offsets outlive the run, so anchors a
 stopped run left unprocessed are finished by the next, and the dataset keeps growing.
 """
@@ -24,7 +25,8 @@ from streams.dataset.sink import ConsumeStats, SinkOptions, consume
 from streams.kafka import TopicCreationError, ensure_topics
 from streams.local.broker import BrokerError, EmbeddedBroker
 from streams.local.model_server import MODEL_ALIAS, ModelServer, ModelServerError
-from streams.local.processes import ProcessError, free_port, start_worker, stop_process, wait_http, worker_env
+from streams.local.processes import (ProcessError, free_port, signals_stop, start_worker, stop_process, wait_http,
+                                     worker_env)
 from streams.settings import Settings
 
 SAMPLE = Path(__file__).parent / "samples" / "anchors.jsonl"
@@ -121,10 +123,12 @@ def demo_worker_env(broker: EmbeddedBroker, llm_url: str, model: ModelServer | N
 def run_demo(settings: Settings, records: list[tuple[bytes | None, bytes]], *, out_dir: Path, timeout: float,
              on_progress=None, log=print, slots: int | None = None, threads: int | None = None,
              broker_data: Path | None = None) -> DemoResult:
-    """Run the whole job for `records` (from `load_anchors`); children are stopped whatever happens."""
+    """Run the whole job for `records` (from `load_anchors`); children are stopped whatever happens. SIGTERM and
+    SIGHUP (a closed terminal) stop it as Ctrl-C does: KeyboardInterrupt once every child is stopped."""
     try:
-        return _run(settings, records, out_dir=out_dir, timeout=timeout, on_progress=on_progress, log=log,
-                    slots=slots, threads=threads, broker_data=broker_data)
+        with signals_stop():
+            return _run(settings, records, out_dir=out_dir, timeout=timeout, on_progress=on_progress, log=log,
+                        slots=slots, threads=threads, broker_data=broker_data)
     except (BrokerError, ModelServerError, ProcessError, TopicCreationError) as exc:
         raise DemoError(str(exc)) from exc
 
@@ -135,7 +139,8 @@ def _run(settings: Settings, records: list[tuple[bytes | None, bytes]], *, out_d
     logs.mkdir(parents=True, exist_ok=True)
     broker = model = worker = None
     try:
-        broker = EmbeddedBroker(log_file=logs / "broker.log", data_dir=broker_data).start()
+        broker = EmbeddedBroker(log_file=logs / "broker.log", data_dir=broker_data)
+        broker.start()  # `broker` is set first: an interrupted start is stopped below too
         log(f"broker     {broker.url}" + (f" (durable: {broker_data})" if broker_data else ""))
         local = "PAIRSTREAM_LLM_BASE_URL" not in os.environ
         if local:

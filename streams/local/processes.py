@@ -1,19 +1,38 @@
-"""Child processes of the local stack: free ports, waiting for a server to answer, stopping cleanly.
+"""Child processes of the local stack: starting them, free ports, waiting for a server to answer, stopping.
 
 Shared by the embedded broker, the local model server, `demo` and `bench`, which
 all start servers on free loopback ports and must stop every child on exit.
+
+Every child is started by `spawn`: in its own session (a Ctrl-C in the terminal reaches
+only the parent, which stops the children in order) and tied to the parent by Linux's
+`PR_SET_PDEATHSIG`, so that a parent killed outright (SIGKILL, or a signal it does not
+handle) takes its children with it instead of leaving a broker, a SeaweedFS server or a
+model server running on their ports and data. `signals_stop()` turns SIGTERM and SIGHUP
+into KeyboardInterrupt, so that `demo`, `broker` and the like stop cleanly on them as on
+Ctrl-C.
 """
 
+import ctypes
+import ctypes.util
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator, Sequence
 
 import httpx
+
+PR_SET_PDEATHSIG = 1
+try:
+    _prctl = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).prctl
+except (OSError, AttributeError):  # pragma: no cover - not Linux
+    _prctl = None
+STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})  # what signals_stop and Ctrl-C stop on
 
 
 class ProcessError(RuntimeError):
@@ -79,6 +98,93 @@ def stop_process(proc: subprocess.Popen | None, timeout: float = 10, sig: int = 
         proc.wait()
 
 
+def die_with_parent(sig: int = signal.SIGTERM, mask: set[int] | None = None) -> Callable[[], None] | None:
+    """A `preexec_fn` that ties the child to this process: the kernel sends it `sig` when this process dies
+    (then the child's signal mask is set back to `mask`, if given). None outside the main thread, where the death
+    signal would come when the forking thread ends, and where prctl is missing.
+
+    It runs in the child, after fork and before exec; the death signal outlives exec. If this process died between
+    the fork and the prctl, the kernel will never send it: the child sees it has been reparented and exits at once
+    instead of running the command.
+    """
+    if _prctl is None or threading.current_thread() is not threading.main_thread():
+        return None
+    parent, sig = os.getpid(), int(sig)
+
+    def preexec() -> None:
+        if _prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0) == 0 and os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+        if mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    return preexec
+
+
+def open_log(path: Path) -> int:
+    """`path` opened for appending as a descriptor, the owner's only (0600, also if it existed): logs hold records."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    os.fchmod(fd, 0o600)
+    return fd
+
+
+def spawn(cmd: Sequence[str], log_file: Path | None = None, *, env: dict[str, str] | None = None,
+          death_signal: int = signal.SIGTERM) -> subprocess.Popen:
+    """`cmd` as a child of the local stack: its own session, output (stdout and stderr) appended to `log_file`
+    (mode 0600; none: discarded), and `death_signal` sent to it by the kernel if this process dies first.
+
+    The death signal is tied to the *thread* that forks, so it is only asked for from the main thread (a child
+    started from another thread would be killed when that thread ends); children started elsewhere rely on their
+    owner's stop(). In the main thread, Ctrl-C, SIGTERM and SIGHUP wait while the child starts, so that their
+    KeyboardInterrupt (`signals_stop`) cannot come between the fork and the caller holding the Popen: one that
+    came meanwhile stops the child, then goes on. This process keeps no handle on the log: the child has its own.
+    """
+    mask = preexec = None
+    if _prctl is not None and threading.current_thread() is threading.main_thread():
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)  # the child sets it back before exec
+        preexec = die_with_parent(death_signal, mask)
+    proc = None
+    try:  # preexec_fn despite threads: it only makes system calls (prctl, getppid, sigprocmask), takes no lock
+        out = open_log(log_file) if log_file is not None else subprocess.DEVNULL
+        try:
+            proc = subprocess.Popen(list(cmd), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    env=env, start_new_session=True, preexec_fn=preexec)
+        finally:
+            if log_file is not None:
+                os.close(out)
+    finally:
+        if mask is not None:
+            try:
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a signal that came meanwhile is handled here
+            except BaseException:
+                stop_process(proc, timeout=5)
+                raise
+    return proc
+
+
+@contextmanager
+def signals_stop(*signals: int) -> Iterator[None]:
+    """Within the block, `signals` (default SIGTERM and SIGHUP) raise KeyboardInterrupt in the main thread, as
+    Ctrl-C does, so that the code in the block stops its children on its way out; another such signal during that
+    clean-up is ignored. The previous handlers come back after the block. Outside the main thread: no change."""
+    signals = signals or (signal.SIGTERM, signal.SIGHUP)
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    interrupted = False
+
+    def handler(signum, frame) -> None:
+        nonlocal interrupted
+        if not interrupted:
+            interrupted = True
+            raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, handler) for sig in signals}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
 def worker_env(broker_url: str, llm_url: str, **overrides: str) -> dict[str, str]:
     """The environment of a local worker child: this process's, pointed at the local broker and LLM.
 
@@ -95,6 +201,7 @@ def worker_env(broker_url: str, llm_url: str, **overrides: str) -> dict[str, str
 
 
 def start_worker(env: dict[str, str], log_file: Path) -> subprocess.Popen:
-    """`pairstream worker` as a child process, exactly as deployed, its output appended to `log_file`."""
-    return subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env,
-                            stdout=open(log_file, "ab"), stderr=subprocess.STDOUT)
+    """`pairstream worker` as a child process, exactly as deployed, its output appended to `log_file`.
+
+    SIGTERM if this process dies: the worker leaves its consumer group and stops as on a deploy."""
+    return spawn([sys.executable, "-m", "streams.cli", "worker"], log_file, env=env)

@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from streams.local.processes import stop_process
+from streams.local.processes import die_with_parent, stop_process
 from support.wait import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,7 +37,9 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120,
 
 def spawn_cli(*args: str, env: dict[str, str] | None = None, log: Path | None = None,
               **popen: object) -> subprocess.Popen:
-    """`pairstream ARGS` in the background; its output appended to `log` (or captured as pipes)."""
+    """`pairstream ARGS` in the background; its output appended to `log` (or captured as pipes). It gets SIGTERM
+    if the test process dies (a killed test run leaves no broker or worker behind)."""
+    popen.setdefault("preexec_fn", die_with_parent())
     out = open(log, "ab") if log else subprocess.PIPE
     try:
         return subprocess.Popen([*CLI, *args], env=env if env is not None else clean_env(), cwd=ROOT, stdout=out,
