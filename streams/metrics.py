@@ -40,6 +40,9 @@ class Metrics:
         self.dead_letters = Counter(
             "pairstream_dead_letters", "Dead-letter records produced, by stage and error type.",
             ["stage", "error"], registry=r)
+        self.produce_retries = Counter(
+            "pairstream_produce_retries", "Output records sent again after the broker did not take them within the "
+            "producer's delivery timeout (an outage), by error type.", ["error"], registry=r)
         self.llm_requests = Counter(
             "pairstream_llm_requests", "HTTP requests to the LLM, by HTTP status code or `timeout`, `connection`, "
             "`bad_response`.", ["status"], registry=r)

@@ -12,6 +12,8 @@ deliveries after the event; the steady flow's longest pause is printed beside it
 
 import asyncio
 import os
+import signal
+import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +41,24 @@ class ScalePoint:
     duplicates: int = 0
     notes: list[str] = field(default_factory=list)
     ratio_to_n_single: float | None = None  # rate / (N x one worker's rate), filled in by `run_scale`
+
+
+async def stop_without_blocking(proc: subprocess.Popen, timeout: float = 30, sig: int = signal.SIGTERM) -> None:
+    """`stop_process` for a process stopped mid-measurement: `sig`, then SIGKILL after `timeout`, awaited.
+
+    The event loop keeps running meanwhile, and with it the reader that timestamps deliveries; a blocking
+    wait would stamp every delivery made during the shutdown with the moment it ended, as one late burst.
+    """
+    if proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None:
+        if time.monotonic() >= deadline:
+            proc.kill()
+            await asyncio.to_thread(proc.wait)
+            return
+        await asyncio.sleep(0.05)
 
 
 def longest_pause(times: list[float], start: float, end: float) -> float:
@@ -122,7 +142,7 @@ class ScaleRun(Bench):
         await asyncio.sleep(5)
         t_leave = time.monotonic()
         leaver = workers.pop(0)
-        stop_process(leaver, timeout=30)
+        await stop_without_blocking(leaver, timeout=30)  # deliveries go on being timed while it leaves
         await deliveries.wait_for([rid for rid, _ in flow], c.timeout_s)
         t_end = max(deliveries.at[rid] for rid, _ in flow)
         arrivals = [deliveries.at[rid] for rid, _ in flow]

@@ -17,7 +17,11 @@ Delivery is at-least-once and nothing is skipped:
   anchors, so one is always ready when a request finishes, and a produce that
   waits for its batch does not hold an LLM slot. Holding the limit stops the
   agent pulling, so Faust's buffers fill and the consumer pauses fetching
-  (backpressure instead of unbounded memory).
+  (backpressure instead of unbounded memory);
+- a broker outage longer than the producer's delivery timeout (default 1200 s) does not
+  turn triplets into dead letters: the record waits and is sent again when the broker is
+  back (`streams.worker.delivery`), its anchor unacked and not generated again; only a
+  record the broker refuses for good becomes a dead letter.
 """
 
 import asyncio
@@ -32,6 +36,7 @@ from faust.types import TP, EventT, StreamT
 from schemas import Source
 from streams.generate.limits import ConcurrencyLimit
 from streams.metrics import Metrics
+from streams.worker.delivery import BrokerWait, cause
 from streams.worker.faust_internals import gated
 from streams.worker.processor import AnchorProcessor, Outcome
 
@@ -82,7 +87,7 @@ class InOrderAcker:
 
 
 class FatalProduceError(RuntimeError):
-    """Neither the record nor its dead letter could be produced: stop without acking."""
+    """The producer refused the dead letter for good (not an outage, which waits): stop without acking."""
 
 
 class AnchorAgent:
@@ -95,6 +100,8 @@ class AnchorAgent:
         self.limit = limit
         self.drain_timeout_s = drain_timeout_s
         self.metrics = metrics or Metrics()
+        # How every output record is sent: through broker outages longer than the producer's delivery timeout.
+        self.delivery = BrokerWait(self.metrics, processor.settings.producer_delivery_timeout_s)
         self._room = asyncio.Event()
         self._tasks: dict[asyncio.Task, EventT] = {}
         self._acker: InOrderAcker | None = None
@@ -195,17 +202,22 @@ class AnchorAgent:
             await self.app.crash(exc)
 
     async def _produce(self, outcome: Outcome, msg) -> None:
+        """Send the outcome; a retriable failure waits and re-sends (`streams.worker.delivery`), it never ends here.
+
+        A triplet the broker refuses for good (too large, invalid, unauthorised) becomes a dead letter; a dead
+        letter refused for good stops the worker without acking the anchor.
+        """
         try:
-            await self.app.producer.send_and_wait(outcome.topic, outcome.key, outcome.value, None, None, None)
+            await self.delivery.send(self.app.producer, outcome.topic, outcome.key, outcome.value)
         except Exception as exc:
             if outcome.kind != "triplet":
-                raise FatalProduceError(f"dead letter could not be produced: {exc!r}") from exc
+                raise FatalProduceError(f"dead letter refused by the producer: {cause(exc)!r}") from exc
             source = Source(topic=msg.topic, partition=msg.partition, offset=msg.offset)
-            outcome = self.processor.produce_failure(outcome, msg.value, source, exc)
+            outcome = self.processor.produce_failure(outcome, msg.value, source, cause(exc))
             try:
-                await self.app.producer.send_and_wait(outcome.topic, outcome.key, outcome.value, None, None, None)
+                await self.delivery.send(self.app.producer, outcome.topic, outcome.key, outcome.value)
             except Exception as exc2:
-                raise FatalProduceError(f"neither triplet nor dead letter could be produced: {exc2!r}") from exc2
+                raise FatalProduceError(f"neither triplet nor dead letter accepted: {cause(exc2)!r}") from exc2
         if outcome.kind == "triplet":
             self.metrics.triplets_produced.inc()
         else:

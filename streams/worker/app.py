@@ -75,6 +75,10 @@ def faust_options(settings: Settings) -> dict:
         producer_acks=-1,
         # Batch triplets for a few ms: far fewer produce requests per record (broker and worker CPU).
         producer_linger=settings.producer_linger_ms / 1000,
+        # aiokafka's request_timeout_ms: each produce request's timeout and a batch's expiry (retried inside aiokafka
+        # until then); past it the agent waits and re-sends (streams.worker.delivery). Faust's PRODUCER_REQUEST_TIMEOUT
+        # environment variable, if set, wins over this.
+        producer_request_timeout=settings.producer_delivery_timeout_s,
         broker_commit_interval=settings.commit_interval_s,
         # At most this many records per poll. Unbounded (Faust's default), one poll turns a whole fetch,
         # 1 MB per partition, into Python objects at once: about 300 MB for 8 partitions of short anchors.

@@ -98,3 +98,70 @@ def test_bench_workers_scales_the_group_and_times_a_join_and_a_leave(tmp_path):
 def test_bench_workers_needs_a_partition_for_each(tmp_path):
     out = run_cli("bench", "--workers", "8", "--workdir", str(tmp_path), timeout=60)
     assert out.returncode == 2 and "--workers: at most 7" in out.stderr
+
+
+# A worker that takes 2 s to leave after SIGTERM (it finishes its anchors in flight), like a real one.
+SLOW_LEAVER = """
+import signal, sys, time
+signal.signal(signal.SIGTERM, lambda *_: (time.sleep(2), sys.exit(0)))
+print("ready", flush=True)
+time.sleep(120)
+"""
+
+
+class _FakeLoad:
+    """Deliveries timestamped in the bench's event loop, as `Load`'s reader does: the warm-up batch over 0.5 s,
+    the flow evenly over 14 s (past the bench's 5 s steady, the join, 5 s and the leave)."""
+
+    def __init__(self):
+        from streams.bench.load import Deliveries
+
+        self.deliveries = Deliveries()
+        self.tasks: list[asyncio.Task] = []
+
+    async def publish(self, batch):
+        spread = 14.0 if batch[0][0].startswith("bench-flow-") else 0.5
+        self.tasks.append(asyncio.create_task(self._deliver([rid for rid, _ in batch], spread)))
+
+    async def _deliver(self, ids, spread):
+        t0 = time.monotonic()
+        for i, rid in enumerate(ids):
+            await asyncio.sleep(max(0.0, t0 + spread * i / len(ids) - time.monotonic()))
+            self.deliveries.add(rid.encode(), orjson.dumps({"latency_ms": 1.0}), False, time.monotonic())
+
+
+class _FakeProbe:
+    def cpu_s(self):
+        return time.process_time()
+
+    def alive(self):
+        pass
+
+
+async def test_bench_workers_leave_does_not_block_the_loop_that_times_deliveries(tmp_path):
+    """Review item 10: the leaver was stopped with a blocking wait (up to 30 s) in the event loop that
+    timestamps deliveries, so every delivery during its shutdown got one late timestamp and the leave pause
+    was inflated to the leaver's whole shutdown. Deliveries arrive every ~12 ms here; the leaver takes 2 s."""
+    import subprocess
+    import sys
+
+    from streams.bench.scale import ScaleRun
+
+    leaver = subprocess.Popen([sys.executable, "-c", SLOW_LEAVER], stdout=subprocess.PIPE, text=True)
+    try:
+        assert leaver.stdout.readline().strip() == "ready"
+        run = ScaleRun(BenchConfig(anchors=20, warmup=0, slots=8, latency_ms=100, sigma=0.0), 1, tmp_path,
+                       log=lambda line: None)
+        run.spawn = lambda broker, llm_base, i: object()  # the joiner: not a process here
+        run.ready = lambda proc, timeout=120: None
+        load = _FakeLoad()
+        point = await run._measure(load, None, "http://unused", [leaver], [_FakeProbe()])
+        for task in load.tasks:
+            task.cancel()
+    finally:
+        if leaver.poll() is None:
+            leaver.kill()
+        leaver.wait()
+    assert leaver.returncode == 0  # it was stopped with SIGTERM and left on its own, after 2 s
+    assert point.steady_pause_s < 0.5
+    assert point.leave_pause_s < 0.5, f"leave pause {point.leave_pause_s} s: the loop stood still while it stopped"

@@ -1,6 +1,8 @@
 """The worker against the embedded broker and a fake LLM: every anchor ends as one triplet or one dead
 letter, per-record fields are honoured, concurrency is bounded, and acks never pass an in-flight anchor."""
 
+import asyncio
+import logging
 
 import orjson
 import pytest
@@ -149,3 +151,168 @@ async def test_in_order_acker_never_acks_an_event_from_an_earlier_generation():
     await acker.done(old)
     await acker.done(new)
     assert stream.acked == [(0, 0)] and acker.in_flight == 0  # only the new generation's ack
+
+
+# -- producing: a retriable failure waits and re-sends, only a refusal of the record makes a dead letter ---------
+
+class _FakeProducer:
+    """`send_and_wait` raises the next scripted error of a topic (None: delivered) and records every call."""
+
+    def __init__(self, script: dict[str, list[BaseException | None]]):
+        self.script = {topic: list(errors) for topic, errors in script.items()}
+        self.calls: list[tuple[str, bytes]] = []
+
+    async def send_and_wait(self, topic, key, value, partition, timestamp, headers):
+        self.calls.append((topic, key))
+        errors = self.script.get(topic) or [None]
+        error = errors.pop(0) if len(errors) > 1 else errors[0]
+        if error is not None:
+            raise error
+
+    def delivered(self, topic: str) -> int:
+        return sum(1 for t, _ in self.calls if t == topic)
+
+
+class _FakeApp:
+    def __init__(self, producer):
+        self.producer = producer
+
+
+class _AnchorMsg:
+    topic, partition, value = "anchors", 0, b"An anchor."
+
+    def __init__(self, offset: int = 7):
+        self.offset = offset
+
+
+def _agent(producer):
+    from streams.generate.limits import limit_for
+    from streams.settings import Settings
+    from streams.worker.agent import AnchorAgent
+    from streams.worker.processor import AnchorProcessor
+
+    settings = Settings(triplets_topic="triplets", dlq_topic="dlq")
+    agent = AnchorAgent(_FakeApp(producer), AnchorProcessor(settings, generator=None), limit_for(4))
+    agent.delivery.backoff_s = 0.05  # the real first wait is 0.5 s
+    return agent
+
+
+def _triplet(i: int = 0):
+    from streams.worker.processor import Outcome
+
+    return Outcome("triplet", "triplets", f"id-{i}".encode(), b'{"id": "x"}', attempts=1)
+
+
+def _dead_letter():
+    from streams.worker.processor import Outcome
+
+    return Outcome("dead_letter", "dlq", b"id-0", b'{"id": "x"}', "llm", "http_400", "refused", 1)
+
+
+def _sending(exc: BaseException) -> BaseException:
+    """An error raised while the record is scheduled: Faust wraps aiokafka's in ProducerSendError."""
+    from faust.exceptions import ProducerSendError
+
+    try:
+        raise ProducerSendError(f"Error while sending: {exc!r}") from exc
+    except ProducerSendError as wrapped:
+        return wrapped
+
+
+def _retriable():
+    from aiokafka import errors as E
+
+    return {
+        "node not ready": E.NodeNotReadyError("node 1 not ready"),  # the broker unreachable past the batch's expiry
+        "request timed out": E.RequestTimedOutError(),  # a produce request unanswered (network cut)
+        "connection lost": E.KafkaConnectionError("Connection at 127.0.0.1:9092 closed"),
+        "not leader": E.NotLeaderForPartitionError(),  # no leader known when the batch expired
+        "leader not available": E.LeaderNotAvailableError(),
+        "not enough replicas": E.NotEnoughReplicasError(),
+        "send buffer full (timeout)": _sending(E.KafkaTimeoutError()),  # aiokafka says retriable=False, but it is
+        "no metadata": _sending(E.UnknownTopicOrPartitionError()),
+    }
+
+
+def _permanent():
+    from aiokafka import errors as E
+
+    return {
+        "too large (client)": _sending(E.MessageSizeTooLargeError("The message is 1300000 bytes")),
+        "too large (broker)": E.MessageSizeTooLargeError(),
+        "record too large": E.RecordTooLargeError(),
+        "invalid record": E.for_code(87)(),
+        "corrupt record": E.CorruptRecordException(),
+        "not authorised": E.TopicAuthorizationFailedError("triplets"),
+        "serialization": TypeError("value must be bytes"),
+    }
+
+
+@pytest.mark.parametrize("name", list(_retriable()))
+async def test_a_triplet_is_resent_after_a_retriable_produce_error_not_dead_lettered(name):
+    """Review item 13: past the producer's delivery timeout a broker outage turned triplets into `produce` dead
+    letters (and crashed the worker when the dead letter failed too). A retriable error re-sends the triplet."""
+    producer = _FakeProducer({"triplets": [_retriable()[name], _retriable()[name], None]})
+    agent = _agent(producer)
+    await asyncio.wait_for(agent._produce(_triplet(), _AnchorMsg()), 20)
+    assert producer.calls == [("triplets", b"id-0")] * 3
+    assert agent.metrics.triplets_produced._value.get() == 1
+
+
+@pytest.mark.parametrize("name", list(_permanent()))
+async def test_a_triplet_the_broker_refuses_for_good_becomes_one_dead_letter(name):
+    error = _permanent()[name]
+    producer = _FakeProducer({"triplets": [error], "dlq": [None]})
+    agent = _agent(producer)
+    await asyncio.wait_for(agent._produce(_triplet(), _AnchorMsg()), 20)
+    assert producer.calls == [("triplets", b"id-0"), ("dlq", b"id-0")]
+    assert agent.metrics.triplets_produced._value.get() == 0
+    # the dead letter names the producer's own error, not Faust's wrapper around it
+    kind = type(error.__cause__ or error).__name__
+    assert agent.metrics.dead_letters.labels("produce", kind)._value.get() == 1
+
+
+async def test_a_dead_letter_is_resent_after_retriable_errors_instead_of_crashing():
+    from aiokafka import errors as E
+
+    producer = _FakeProducer({"dlq": [E.NodeNotReadyError("down"), E.RequestTimedOutError(), None]})
+    agent = _agent(producer)
+    await asyncio.wait_for(agent._produce(_dead_letter(), _AnchorMsg()), 20)
+    assert producer.calls == [("dlq", b"id-0")] * 3
+
+
+async def test_a_refused_triplet_whose_dead_letter_waits_out_an_outage_is_dead_lettered_once():
+    from aiokafka import errors as E
+
+    producer = _FakeProducer({"triplets": [_sending(E.MessageSizeTooLargeError())],
+                              "dlq": [E.KafkaConnectionError("closed"), None]})
+    agent = _agent(producer)
+    await asyncio.wait_for(agent._produce(_triplet(), _AnchorMsg()), 20)
+    assert producer.calls == [("triplets", b"id-0"), ("dlq", b"id-0"), ("dlq", b"id-0")]
+
+
+async def test_a_dead_letter_refused_for_good_stops_the_worker_without_acking():
+    from aiokafka import errors as E
+
+    from streams.worker.agent import FatalProduceError
+
+    producer = _FakeProducer({"dlq": [E.TopicAuthorizationFailedError("dlq")]})
+    with pytest.raises(FatalProduceError):
+        await asyncio.wait_for(_agent(producer)._produce(_dead_letter(), _AnchorMsg()), 20)
+
+
+async def test_an_outage_is_logged_once_for_all_records_waiting_not_once_per_record(caplog):
+    from aiokafka import errors as E
+
+    producer = _FakeProducer({"triplets": [E.NodeNotReadyError("down")] * 3 + [None]})
+    agent = _agent(producer)
+    with caplog.at_level(logging.INFO, logger="pairstream"):
+        await asyncio.wait_for(asyncio.gather(*(agent._produce(_triplet(i), _AnchorMsg(i)) for i in range(20))), 30)
+    assert producer.delivered("triplets") >= 23 and producer.delivered("dlq") == 0
+    assert {key for _, key in producer.calls} == {f"id-{i}".encode() for i in range(20)}
+    waiting = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(waiting) == 1, [r.getMessage() for r in waiting]
+    assert "waiting for the broker" in waiting[0].getMessage() and "NodeNotReadyError" in waiting[0].getMessage()
+    back = [r.getMessage() for r in caplog.records if "takes records again" in r.getMessage()]
+    assert len(back) == 1 and "3 re-sends" in back[0], back
+    assert agent.metrics.produce_retries.labels("NodeNotReadyError")._value.get() == 3
