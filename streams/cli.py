@@ -283,14 +283,23 @@ def demo(anchors_file: Path | None, limit: int | None, out_dir: Path, timeout: f
 @click.option("--workers", default=None, metavar="N[,N...]",
               help="Scale out: N workers in one group against N x --slots (1 is always run, as the baseline): "
                    "rate, ratio to N x one worker, rebalance pauses when one joins and leaves, CPU per worker.")
+@click.option("--judge", "judge_file", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="Only measure the quality gate's checks against a labelled set (precision, recall; e.g. "
+                   "tests/data/judge/labelled.jsonl, anchors read from ../shared/data), in process.")
 @click.option("--checks", is_flag=True,
               help="Only time the near-copy text check per call, rapidfuzz beside the old difflib, on its worst "
                    "cases (no broker, no worker).")
 def bench(workdir: Path, as_json: bool, plot: Path | None, sweep: str, compare: str | None, workers: str | None,
-          checks: bool, **kwargs: Any) -> None:
+          checks: bool, judge_file: Path | None, **kwargs: Any) -> None:
     """Measure throughput, latency and overhead against a fake LLM of known capacity (real broker and worker)."""
     from streams.bench.modes import bench_output, parse_sweep
 
+    if judge_file is not None:
+        from streams.bench.judge_eval import judge_output
+
+        with usage_errors(FileNotFoundError, KeyError, ValueError):
+            click.echo(judge_output(judge_file, as_json=as_json))
+        return
     if checks:
         from streams.bench.checks_cost import checks_output
 

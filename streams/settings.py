@@ -89,6 +89,12 @@ class Settings(BaseSettings):
         "anchor (positive-aware false-negative rule, sign-safe).")
     quality_min_hard_negative: float = Field(
         0.3, ge=-1, le=1, description="A hard negative less similar to the anchor than this (cosine) is too easy.")
+    quality_min_token_match: float = Field(
+        0.3, ge=-1, le=1, description="A positive with a content token whose best cosine with the anchor's tokens "
+        "is below this says something the anchor does not (`invented`; in-process model only).")
+    quality_max_negative_containment: float = Field(
+        0.6, ge=-1, le=1.01, description="A negative whose every content token matches one of the anchor's at "
+        "least this closely is true of the anchor (`entailed_negative`; in-process model only; above 1: off).")
     mined_negatives: int = Field(
         3, ge=0, le=32, description="Hard negatives to mine per record from the sentences of earlier records in "
         "the stream (needs the quality embeddings; 0 disables).")

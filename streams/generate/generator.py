@@ -26,7 +26,7 @@ from streams.metrics import Metrics
 from streams.generate.outage import OutageGate
 from streams.generate.resilience import RetryPolicy, call_with_retries
 from streams.settings import Settings
-from streams.generate.task import EXAMPLES, OutputParseError, build_messages, parse_output, response_format
+from streams.generate.task import OutputParseError, build_messages, example_for, parse_output, response_format
 from streams.generate.validation import Problem, check_pair
 
 
@@ -133,7 +133,7 @@ class Generator:
         problem: Problem | None = None
         refused: list[Candidate] = []  # valid pairs the quality gate refused
         heat = self.settings.llm_temperature
-        example = EXAMPLES[req.spec.action]
+        example = example_for(req.anchor, req.spec.action)
         forbidden = (example.anchor, example.positive, example.negative, example.hard_negative)
         for attempt in range(self.settings.max_generation_attempts):
             if problem is not None:

@@ -4,10 +4,11 @@ Semantics follow distilabel's `GenerateSentencePair` (written fresh here): the
 positive paraphrases / is similar to / is a query for / is an answer for the
 anchor; `triplet` adds a negative; `hard_negative` makes that negative share the
 anchor's words and structure while meaning something else; `context` steers.
-The anchor travels in its own user turn, after one worked example turn, and the
+The anchor travels in its own user turn, after one worked example turn (rotated per anchor), and the
 system prompt tells the model to treat it as data, never as instructions.
 """
 
+import hashlib
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -28,36 +29,89 @@ class Example:
     positive: str
     negative: str
     hard_negative: str
+    signature: frozenset[str] = frozenset()  # its distinctive words: seen in an output, not in the anchor, a leak
 
 
-# One worked example per action: small models follow a demonstrated turn far better
-# than a description alone.
-EXAMPLES = {
-    "paraphrase": Example(
-        anchor="A man is playing a guitar on stage.",
-        positive="On the stage, a guy performs on his guitar.",
-        negative="Two children are building a sandcastle at the beach.",
-        hard_negative="A man is selling a guitar at a yard sale.",
+# Worked examples per action, rotated per anchor (`example_for`): small models follow a demonstrated turn
+# far better than a description alone, but copy what they see, so with one example a quarter of the
+# negatives were about its sandcastle and a beach, and positives took its "On the ..." opening (issue 24).
+# Several examples of different forms, one chosen by the anchor's hash, spread that pull thin, and the
+# gate refuses an output that reuses an example's distinctive words (`streams.quality.form.example_leak`).
+EXAMPLES: dict[str, tuple[Example, ...]] = {
+    "paraphrase": (
+        Example(anchor="A man is playing a guitar on stage.",
+                positive="On the stage, a guy performs on his guitar.",
+                negative="Two children are building a sandcastle at the beach.",
+                hard_negative="A man is selling a guitar at a yard sale.",
+                signature=frozenset({"guitar", "stage", "guy", "performs", "sandcastle", "beach", "yard", "sale"})),
+        Example(anchor="The city council approved the new budget on Tuesday.",
+                positive="The new budget was passed by the city council on Tuesday.",
+                negative="A storm knocked out power across the valley overnight.",
+                hard_negative="The city council rejected the new budget on Tuesday.",
+                signature=frozenset({"council", "budget", "tuesday", "storm", "valley", "overnight", "power"})),
+        Example(anchor="Two dogs are running through the snow.",
+                positive="A pair of dogs race across the snowy ground.",
+                negative="A woman is reading a book in a quiet library.",
+                hard_negative="Two dogs are sleeping in the snow.",
+                signature=frozenset({"dogs", "snow", "snowy", "pair", "race", "library", "book", "quiet"})),
+        Example(anchor="Scientists say the drug lowers the risk of heart attacks.",
+                positive="According to researchers, the medicine makes heart attacks less likely.",
+                negative="The museum will open a new wing next spring.",
+                hard_negative="Scientists say the drug raises the risk of heart attacks.",
+                signature=frozenset({"scientists", "drug", "medicine", "heart", "attacks", "researchers",
+                                     "museum", "wing", "spring"})),
     ),
-    "semantically-similar": Example(
-        anchor="The stock market fell sharply after the announcement.",
-        positive="Share prices dropped quickly once the news came out.",
-        negative="The bakery on the corner sells fresh bread every morning.",
-        hard_negative="The stock market rose slightly before the announcement.",
+    "semantically-similar": (
+        Example(anchor="The stock market fell sharply after the announcement.",
+                positive="Share prices dropped quickly once the news came out.",
+                negative="The bakery on the corner sells fresh bread every morning.",
+                hard_negative="The stock market rose slightly before the announcement.",
+                signature=frozenset({"stock", "market", "announcement", "share", "prices", "bakery", "bread"})),
+        Example(anchor="A child is riding a bicycle down the street.",
+                positive="A young kid pedals a bike along the road.",
+                negative="An old man is painting a fence in his garden.",
+                hard_negative="A child is fixing a bicycle in the street.",
+                signature=frozenset({"bicycle", "bike", "pedals", "kid", "fence", "painting", "garden"})),
     ),
-    "query": Example(
-        anchor="The Eiffel Tower was completed in 1889 for the World's Fair in Paris.",
-        positive="when was the eiffel tower built",
-        negative="best hiking trails near denver",
-        hard_negative="when was the eiffel tower repainted",
+    "query": (
+        Example(anchor="The Eiffel Tower was completed in 1889 for the World's Fair in Paris.",
+                positive="when was the eiffel tower built",
+                negative="best hiking trails near denver",
+                hard_negative="when was the eiffel tower repainted",
+                signature=frozenset({"eiffel", "tower", "1889", "paris", "hiking", "trails", "denver", "repainted"})),
+        Example(anchor="Regular exercise can lower blood pressure in adults.",
+                positive="does exercise reduce high blood pressure",
+                negative="how to bake sourdough bread at home",
+                hard_negative="does exercise raise blood sugar in children",
+                signature=frozenset({"exercise", "blood", "pressure", "sourdough", "bake", "bread"})),
     ),
-    "answer": Example(
-        anchor="How do vaccines train the immune system?",
-        positive="Vaccines show the immune system a harmless piece of a germ so it learns to recognise and fight it.",
-        negative="The train to the coast leaves every hour from platform four.",
-        hard_negative="Vaccines are stored in cold rooms so that the immune system cannot spoil them.",
+    "answer": (
+        Example(anchor="How do vaccines train the immune system?",
+                positive="Vaccines show the immune system a harmless piece of a germ so it learns to recognise and "
+                         "fight it.",
+                negative="The train to the coast leaves every hour from platform four.",
+                hard_negative="Vaccines are stored in cold rooms so that the immune system cannot spoil them.",
+                signature=frozenset({"vaccines", "immune", "germ", "platform", "coast", "train"})),
+        Example(anchor="Why do leaves change colour in autumn?",
+                positive="As days shorten, trees stop making green chlorophyll, so the yellow and red pigments show.",
+                negative="The football season starts again in late August.",
+                hard_negative="Leaves change colour in autumn because painters visit the forest.",
+                signature=frozenset({"leaves", "autumn", "chlorophyll", "pigments", "football", "season"})),
     ),
 }
+
+
+def example_for(anchor: str, action: str) -> Example:
+    """The worked example shown for this anchor: one of the action's, chosen by the anchor's hash (the same
+    anchor always gets the same one, so a redelivered anchor is asked the same way)."""
+    choices = EXAMPLES[action]
+    return choices[int(hashlib.sha1(anchor.encode()).hexdigest()[:8], 16) % len(choices)]
+
+
+def example_words(spec: "TaskSpec", anchor: str) -> frozenset[str]:
+    """The distinctive words of the example shown for this anchor (the gate refuses outputs that reuse them)."""
+    return example_for(anchor, spec.action).signature
+
 
 EXAMPLE_CONTEXT = "Sentences from news articles and image captions."
 
@@ -130,8 +184,7 @@ def render_answer(positive: str, negative: str | None, structured: bool) -> str:
     return text if negative is None else f"{text}\n## Negative\n\n{negative}\n"
 
 
-def example_answer(spec: TaskSpec) -> tuple[str, str | None]:
-    ex = EXAMPLES[spec.action]
+def example_answer(spec: TaskSpec, ex: Example) -> tuple[str, str | None]:
     if not spec.triplet:
         return ex.positive, None
     return ex.positive, ex.hard_negative if spec.hard_negative else ex.negative
@@ -139,8 +192,8 @@ def example_answer(spec: TaskSpec) -> tuple[str, str | None]:
 
 def build_messages(anchor: str, spec: TaskSpec, structured: bool, correction: str | None = None) -> list[dict[str, str]]:
     """Chat messages: system, one worked example turn, then the anchor (and a correction on a re-ask)."""
-    ex = EXAMPLES[spec.action]
-    positive, negative = example_answer(spec)
+    ex = example_for(anchor, spec.action)
+    positive, negative = example_answer(spec, ex)
     example_context = EXAMPLE_CONTEXT if spec.context else None
     messages = [
         {"role": "system", "content": system_prompt(spec, structured)},

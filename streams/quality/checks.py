@@ -27,6 +27,8 @@ class Thresholds:
     min_topic: float = 0.5
     negative_ratio: float = 0.95
     min_hard_negative: float = 0.3
+    min_token_match: float = 0.3  # alignment.py: below it, a positive's token is invented
+    max_negative_containment: float = 0.6  # alignment.py: at or above it, a negative is entailed by the anchor
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,11 @@ class GuardedEmbedder:
         except LLMError as exc:
             raise EmbeddingError(exc.kind, f"embedding model: {exc}", retryable=exc.retryable) from None
 
+    @property
+    def token_vectors(self):
+        """The wrapped model's token vectors, if it keeps them (the in-process model does)."""
+        return getattr(self.embedder, "token_vectors", None)
+
     async def aclose(self) -> None:
         close = getattr(self.embedder, "aclose", None)
         if close is not None:

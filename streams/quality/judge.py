@@ -8,7 +8,10 @@ from streams.generate.resilience import RetryPolicy
 from streams.generate.judging import Judgement, JudgeUnavailable
 from streams.generate.outage import OutageGate
 from streams.metrics import Metrics
+from streams.generate.task import example_words
+from streams.quality.alignment import alignment_problems
 from streams.quality.batcher import MicroBatcher
+from streams.quality.form import form_problems
 from streams.quality.checks import Thresholds, findings, scores_of
 from streams.quality.embedder import Embedder, EmbeddingError
 from streams.quality.mining import MiningRules, SentenceWindow, StreamMiner
@@ -43,12 +46,27 @@ class EmbeddingJudge:
         scores = scores_of(vectors, self.embedder.name)
         found = findings(scores, req.anchor, positive, negative, hard_negative=req.spec.hard_negative,
                          limits=self.limits)
+        found += form_problems(req.anchor, positive, negative, query=req.spec.action == "query",
+                               example_words=example_words(req.spec, req.anchor))
+        found += self._alignment(req.anchor, positive, negative)
         observed = {"anchor_positive": scores.anchor_positive, "anchor_negative": scores.anchor_negative,
                     "margin": None if scores.margin is None else round(scores.margin, 4)}
         for name, value in observed.items():
             if value is not None:
                 self.metrics.quality_scores.labels(name).observe(value)
         return Judgement({**observed, "model": scores.model}, found, vectors)
+
+    def _alignment(self, anchor: str, positive: str, negative: str | None) -> list:
+        """Token-level checks, where the embedder keeps its token vectors (the in-process model)."""
+        token_vectors = getattr(self.embedder, "token_vectors", None)
+        if token_vectors is None:
+            return []
+        a, p = token_vectors(anchor), token_vectors(positive)
+        n = token_vectors(negative) if negative is not None else None
+        if a is None or p is None:  # evicted meanwhile (a very long batch): judged by the other checks only
+            return []
+        return alignment_problems(a, p, n, min_token_match=self.limits.min_token_match,
+                                  max_negative_containment=self.limits.max_negative_containment)
 
     async def aclose(self) -> None:
         close = getattr(self.embedder, "aclose", None)
@@ -60,7 +78,9 @@ def thresholds(settings: Settings) -> Thresholds:
     return Thresholds(max_copy=settings.quality_max_copy, max_char_ratio=settings.quality_max_char_ratio,
                       min_topic=settings.quality_min_topic,
                       negative_ratio=settings.quality_negative_ratio,
-                      min_hard_negative=settings.quality_min_hard_negative)
+                      min_hard_negative=settings.quality_min_hard_negative,
+                      min_token_match=settings.quality_min_token_match,
+                      max_negative_containment=settings.quality_max_negative_containment)
 
 
 def build_judge(settings: Settings, metrics: Metrics | None = None) -> EmbeddingJudge | None:

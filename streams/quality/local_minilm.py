@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from streams.quality.alignment import TokenCache, TokenVectors, content_tokens
 from streams.quality.embedder import EmbeddingError, normalise
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
@@ -75,6 +76,7 @@ class LocalMiniLM:
         self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
         self.tokenizer.enable_truncation(MAX_TOKENS)
         self.tokenizer.enable_padding()
+        self.tokens = TokenCache()  # each embedded text's token vectors, for the gate's alignment checks
 
     def embed_sync(self, texts: list[str]) -> np.ndarray:
         if not texts:
@@ -86,9 +88,15 @@ class LocalMiniLM:
         if "token_type_ids" in self.inputs:
             feeds["token_type_ids"] = np.zeros_like(ids)
         hidden = self.session.run(None, feeds)[0]  # (batch, tokens, 384)
+        for text, e, h in zip(texts, encoded, hidden):
+            self.tokens.put(text, content_tokens(e.tokens, h))
         weights = mask[..., None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         return normalise(pooled)
 
     async def embed(self, texts: list[str]) -> np.ndarray:
         return await asyncio.get_running_loop().run_in_executor(None, self.embed_sync, texts)
+
+    def token_vectors(self, text: str) -> TokenVectors | None:
+        """The content tokens of a text this model embedded recently (None if it has been evicted)."""
+        return self.tokens.get(text)

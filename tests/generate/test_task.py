@@ -5,7 +5,7 @@ import pytest
 
 from schemas import ACTIONS
 from streams.generate.task import (
-    ACTION_PHRASES, EXAMPLES, OutputParseError, TaskSpec, build_messages, output_schema, parse_plain,
+    ACTION_PHRASES, EXAMPLES, OutputParseError, example_for, TaskSpec, build_messages, output_schema, parse_plain,
     parse_structured, response_format,
 )
 
@@ -19,9 +19,10 @@ def test_each_action_has_its_own_instruction_and_example(action):
     messages = build_messages("The cat sat on the mat.", spec(action), structured=True)
     assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
     assert ACTION_PHRASES[action] in messages[0]["content"]
-    assert EXAMPLES[action].anchor in messages[1]["content"]
+    shown = example_for("The cat sat on the mat.", action)
+    assert shown in EXAMPLES[action] and shown.anchor in messages[1]["content"]
     example = orjson.loads(messages[2]["content"])
-    assert example == {"positive": EXAMPLES[action].positive, "negative": EXAMPLES[action].negative}
+    assert example == {"positive": shown.positive, "negative": shown.negative}
     assert messages[3]["content"].endswith("## Anchor\n\nThe cat sat on the mat.\n")
 
 
@@ -36,7 +37,7 @@ def test_hard_negative_changes_instruction_and_example():
     plain = build_messages("a", spec(hard_negative=False), structured=True)
     hard = build_messages("a", spec(hard_negative=True), structured=True)
     assert "hard negative" in hard[0]["content"] and "hard negative" not in plain[0]["content"]
-    assert orjson.loads(hard[2]["content"])["negative"] == EXAMPLES["paraphrase"].hard_negative
+    assert orjson.loads(hard[2]["content"])["negative"] == example_for("a", "paraphrase").hard_negative
 
 
 def test_context_goes_in_its_own_section_before_the_anchor():
@@ -113,3 +114,14 @@ def test_plain_parser_reads_section_variants(text):
 def test_plain_parser_fails_without_sections():
     with pytest.raises(OutputParseError):
         parse_plain("A guy plays guitar. A dog sleeps.", spec())
+
+
+def test_the_worked_example_rotates_across_anchors_and_stays_fixed_per_anchor():
+    """Issue 24: one example per action leaked into a quarter of the outputs; several, chosen per anchor."""
+    anchors = [f"Anchor number {i} is a sentence." for i in range(200)]
+    shown = {example_for(a, "paraphrase") for a in anchors}
+    assert shown == set(EXAMPLES["paraphrase"]) and len(shown) >= 4
+    assert all(example_for(a, "paraphrase") == example_for(a, "paraphrase") for a in anchors)
+    for examples in EXAMPLES.values():
+        for ex in examples:
+            assert ex.signature and all(w == w.lower() for w in ex.signature)

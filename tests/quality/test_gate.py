@@ -74,7 +74,8 @@ async def test_flag_delivers_a_failing_pair_with_its_verdict_and_does_not_reask(
     llm = fake_llm(behaviour=scripted(INVERTED))
     result = await generate(llm, minilm, quality="flag")
     assert isinstance(result, Generated) and result.attempts == 1 and len(llm.requests) == 1
-    assert result.quality["verdict"] == "fail" and result.quality["problems"] == ["false_negative"]
+    # the negative restates the anchor: too close by the pooled cosine, and wholly contained token by token
+    assert result.quality["verdict"] == "fail" and result.quality["problems"] == ["false_negative", "entailed_negative"]
     assert result.quality["margin"] < 0
 
 

@@ -1,0 +1,98 @@
+"""Token-level alignment of a generated pair (BERTScore's greedy matching, Zhang et al. 2020), from the
+embedding model's own token vectors, before pooling.
+
+A pooled cosine cannot see one invented word: "Two girls talk on the telephone." against "On the
+stage, two girls are having a conversation." keeps a cosine of 0.8-0.9. Token by token it can:
+every content token of a faithful positive has a close counterpart among the anchor's tokens, and an
+invented one ("stage") has none. So:
+
+- `invented`: some content token of the positive matches no token of the anchor (its best cosine is
+  below `min_token_match`): something was added that the anchor does not say;
+- `entailed_negative`: every content token of the negative matches one of the anchor's (the worst best
+  cosine is at least `max_negative_containment`): the negative says nothing the anchor does not, so it is
+  true of the anchor, or only a shorter restatement of it.
+
+Calibrated on the labelled records in `tests/data/judge/` and on STS-B train pairs (gold paraphrases
+must mostly pass, gold unrelated pairs must never look entailed); the measured precision and recall are
+in the README ("Quality gate"). Only the in-process model exposes token vectors; with a remote
+`/v1/embeddings` server these checks are skipped.
+"""
+
+import re
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+
+from streams.generate.validation import Problem
+
+# Function words carry no content to invent or drop; a wordpiece counts as content unless it is one of them.
+STOPWORDS = frozenset("""
+a an the is are was were be been being am of to in on at by for with from and or but as that this these those
+it its his her their our your my he she they we you i him them us me there here which who whom what when where
+why how while into onto over under up down out off than then so very just also not no do does did has have had
+having will would can could should may might must shall some any all each every other another such own same
+more most few
+""".split())
+SPECIAL = frozenset({"[CLS]", "[SEP]", "[PAD]"})
+WORDLIKE = re.compile(r"^(##)?\w")
+
+
+@dataclass(frozen=True)
+class TokenVectors:
+    """A text's content tokens (wordpieces) and their unit vectors, in order."""
+
+    tokens: tuple[str, ...]
+    vectors: np.ndarray  # (tokens, dimensions), unit rows
+
+
+def content_tokens(tokens: list[str], hidden: np.ndarray) -> TokenVectors:
+    keep = [i for i, t in enumerate(tokens)
+            if t not in SPECIAL and WORDLIKE.match(t) and t.removeprefix("##") not in STOPWORDS]
+    vectors = hidden[keep].astype(np.float32)
+    vectors /= np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
+    return TokenVectors(tuple(tokens[i] for i in keep), vectors)
+
+
+def worst_match(x: TokenVectors, y: TokenVectors) -> tuple[float, str]:
+    """The lowest, over x's tokens, of each token's best cosine with y's tokens; and that token."""
+    if not len(x.tokens):
+        return 1.0, ""
+    if not len(y.tokens):
+        return 0.0, x.tokens[0]
+    best = (x.vectors @ y.vectors.T).max(axis=1)
+    i = int(best.argmin())
+    return float(best[i]), x.tokens[i]
+
+
+class TokenCache:
+    """Token vectors of recently embedded texts, kept by the embedding model as it embeds them, so that the
+    judge aligns a pair without running the model again. Bounded: the oldest go first."""
+
+    def __init__(self, size: int = 4096):
+        self.size = size
+        self._items: OrderedDict[str, TokenVectors] = OrderedDict()
+
+    def put(self, text: str, value: TokenVectors) -> None:
+        self._items[text] = value
+        self._items.move_to_end(text)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+    def get(self, text: str) -> TokenVectors | None:
+        return self._items.get(text)
+
+
+def alignment_problems(anchor: TokenVectors, positive: TokenVectors, negative: TokenVectors | None, *,
+                       min_token_match: float, max_negative_containment: float) -> list[Problem]:
+    found = []
+    score, token = worst_match(positive, anchor)
+    if score < min_token_match:
+        found.append(Problem("invented", f"the positive says something the anchor does not (\"{token.lstrip('#')}\" "
+                                         f"has no counterpart in it); say only what the anchor says"))
+    if negative is not None and len(negative.tokens):
+        score, _ = worst_match(negative, anchor)
+        if score >= max_negative_containment:
+            found.append(Problem("entailed_negative", "the negative only repeats what the anchor says, so it is "
+                                                      "true of it; write something the anchor does not mean"))
+    return found
