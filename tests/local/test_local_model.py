@@ -1,8 +1,9 @@
 """`pairstream demo` end to end with the real parts: the embedded broker and SmolLM2-135M served by llama.cpp's
 server (xllamacpp, continuous batching), with the quality gate on (the default). Measures the share of the
-first 60 real STS-benchmark sentences that become triplets passing the gate (target 85%, measured 88-92%
-and once 78%; asserted at 75%, three standard deviations of a 60-anchor sample below 88%, so sampling noise
-does not fail CI), checks that every anchor is accounted for, that every
+first 60 real STS-benchmark sentences that become triplets passing the gate. Since the gate reads form and
+token alignment too (issue 24), it refuses most of what this small model writes, as readers do: the yield
+fell from 78-92% to 44% (100 held-out sentences); asserted at 25%, more than three standard deviations of a
+60-anchor sample below it, so sampling noise does not fail CI. It checks that every anchor is accounted for, that every
 delivered record passed the gate, and that every record names the model it really came from. Then the mined
 negatives (each under the positive-aware rule, most records with 3), the dataset card (YAML front matter whose
 configs `datasets` loads) and `pairstream report` with its plots, all on this real demo dataset."""
@@ -28,6 +29,7 @@ pytestmark = [
 N = 60
 
 
+@pytest.mark.timeout(1500)  # most anchors now take all five quality attempts: 4 LLM requests per anchor
 def test_demo_turns_60_real_sentences_into_valid_triplets(tmp_path):
     anchors = stsb_sentences(N)
     src = tmp_path / "stsb60.txt"
@@ -55,7 +57,7 @@ def test_demo_turns_60_real_sentences_into_valid_triplets(tmp_path):
     secs = float(re.search(r"time\s+([\d.]+)s", proc.stdout).group(1))
     print(f"gate-passing triplets on {N} STS sentences: {rate:.1%}; {N / secs:.2f} anchors/s; "
           f"mean attempts {sum(t['attempts'] for t in triplets) / max(len(triplets), 1):.2f}")
-    assert rate >= 0.75
+    assert rate >= 0.25
 
     mined = [len(t["mined_negatives"]) for t in triplets]
     for t in triplets:
@@ -63,7 +65,8 @@ def test_demo_turns_60_real_sentences_into_valid_triplets(tmp_path):
         assert all(m["score"] < ap - abs(ap) * 0.05 and m["source_id"] != t["id"] for m in t["mined_negatives"])
     share = sum(n >= 3 for n in mined) / len(mined)
     print(f"records with 3 mined negatives: {share:.1%} (the index warms up over the first records)")
-    assert share >= 0.8  # 98.9% of 265 measured on 300 sentences; fewer records here, so the warm-up weighs more
+    # 98.9% of 265 measured on 300 sentences, 91% of 44 on 100: fewer records here, so the warm-up weighs more
+    assert share >= 0.6
 
     card = (out / "README.md").read_text(encoding="utf-8")
     meta = yaml.safe_load(card.split("---\n")[1])
