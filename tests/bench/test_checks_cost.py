@@ -36,3 +36,17 @@ def test_bench_checks_prints_rapidfuzz_beside_difflib(tmp_path):
     for case in ("anchor 4000 vs positive 400", "repeated 4000 vs 400"):
         assert rows[case]["rapidfuzz_us"] < 5000, rows[case]
     assert rows["repeated 4000 vs 400"]["difflib_us"] > rows["repeated 4000 vs 400"]["rapidfuzz_us"]
+
+
+def test_bench_judge_prints_every_checks_precision_and_recall_on_the_labelled_set():
+    import orjson
+
+    from support.processes import ROOT, clean_env, run_cli
+
+    done = run_cli("bench", "--judge", str(ROOT / "tests" / "data" / "judge" / "labelled.jsonl"), "--json",
+                   env=clean_env(), timeout=240)
+    assert done.returncode == 0, done.stderr
+    figures = orjson.loads(done.stdout)
+    assert figures["records"] == 250 and figures["gold_pairs"] == 300
+    assert {"near_copy", "invented", "entailed_negative", "repetition", "fragment"} <= set(figures["checks"])
+    assert all(0 <= c["recall"] <= 1 for c in figures["checks"].values() if c["recall"] is not None)
