@@ -13,7 +13,6 @@ Ctrl-C.
 """
 
 import ctypes
-import ctypes.util
 import os
 import signal
 import socket
@@ -29,7 +28,9 @@ import httpx
 
 PR_SET_PDEATHSIG = 1
 try:
-    _prctl = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).prctl
+    # this process's own libc symbols: `ctypes.util.find_library` would run ldconfig in a child process at import,
+    # a child that a signal can race (the broker's start was killed by a SIGTERM meant for after its handler)
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl
 except (OSError, AttributeError):  # pragma: no cover - not Linux
     _prctl = None
 STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})  # what signals_stop and Ctrl-C stop on
@@ -203,5 +204,8 @@ def worker_env(broker_url: str, llm_url: str, **overrides: str) -> dict[str, str
 def start_worker(env: dict[str, str], log_file: Path) -> subprocess.Popen:
     """`pairstream worker` as a child process, exactly as deployed, its output appended to `log_file`.
 
-    SIGTERM if this process dies: the worker leaves its consumer group and stops as on a deploy."""
-    return spawn([sys.executable, "-m", "streams.cli", "worker"], log_file, env=env)
+    SIGKILL if this process dies outright: its broker and model die with it, so the worker could not commit
+    anything more, and a graceful stop would wait forever on anchors it can no longer finish (seen: an orphaned
+    worker draining against a dead broker for 20 minutes). What it did not commit is redelivered.
+    `stop_process` (SIGTERM, then SIGKILL) is the graceful way, used while the stack is still up."""
+    return spawn([sys.executable, "-m", "streams.cli", "worker"], log_file, env=env, death_signal=signal.SIGKILL)

@@ -1,6 +1,7 @@
 """pairstream as a user runs it: the CLI and workers as subprocesses, with an environment built one way."""
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -37,9 +38,10 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120,
 
 def spawn_cli(*args: str, env: dict[str, str] | None = None, log: Path | None = None,
               **popen: object) -> subprocess.Popen:
-    """`pairstream ARGS` in the background; its output appended to `log` (or captured as pipes). It gets SIGTERM
-    if the test process dies (a killed test run leaves no broker or worker behind)."""
-    popen.setdefault("preexec_fn", die_with_parent())
+    """`pairstream ARGS` in the background; its output appended to `log` (or captured as pipes). It gets SIGKILL
+    if the test process dies (a killed test run leaves no broker or worker behind: the session broker dies with
+    the run, so a worker's graceful stop would wait for it forever; its own children die with it in turn)."""
+    popen.setdefault("preexec_fn", die_with_parent(signal.SIGKILL))
     out = open(log, "ab") if log else subprocess.PIPE
     try:
         return subprocess.Popen([*CLI, *args], env=env if env is not None else clean_env(), cwd=ROOT, stdout=out,
