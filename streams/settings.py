@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     llm_outage_probe_max_s: float = Field(30.0, gt=0, description="Longest wait between probes during an LLM outage.")
     llm_temperature: float = Field(0.2, ge=0, le=2, description="Sampling temperature of the first attempt.")
     llm_max_tokens: int = Field(256, ge=16, description="max_tokens of each request.")
+    llm_frequency_penalty: float | None = Field(
+        None, ge=-2, le=2, description="OpenAI's frequency_penalty, sent when set: lowers a token's odds by how "
+        "often it already appeared (against loops; see README, Quality gate).")
+    llm_presence_penalty: float | None = Field(
+        None, ge=-2, le=2, description="OpenAI's presence_penalty, sent when set: lowers the odds of any token "
+        "that already appeared.")
     llm_response_format: Literal["json_schema", "json_object"] = Field(
         "json_schema",
         description="How structured output is asked: `json_schema` (OpenAI, vLLM, llama.cpp) or "

@@ -124,6 +124,8 @@ class Generator:
             messages=build_messages(req.anchor, req.spec, s.structured_output, correction),
             temperature=temperature if temperature is not None else min(1.5, s.llm_temperature + 0.4 * attempt),
             max_tokens=max_tokens,
+            frequency_penalty=s.llm_frequency_penalty,
+            presence_penalty=s.llm_presence_penalty,
             response_format=response_format(req.spec, s.max_output_chars, s.llm_response_format)
             if s.structured_output else None,
         )

@@ -63,6 +63,8 @@ class ChatRequest(BaseModel):
     messages: list[dict[str, str]]
     temperature: float
     max_tokens: int
+    frequency_penalty: float | None = None  # OpenAI's; llama.cpp's server and vLLM take it too
+    presence_penalty: float | None = None
     response_format: dict[str, Any] | None = None
     stream: bool = False
 

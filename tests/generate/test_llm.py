@@ -157,3 +157,12 @@ async def test_a_placeholder_model_name_falls_back_to_the_configured_one(fake_ll
 async def test_the_served_model_name_wins_over_the_configured_one(fake_llm):
     result, _ = await run_generator(fake_llm(model="org/served-model-q4"), llm_model="what-we-asked-for")
     assert result.model_name == "org/served-model-q4"
+
+
+async def test_sampling_penalties_are_sent_only_when_set(fake_llm):
+    """Issue 24: OpenAI's frequency/presence penalties against loops, passed through when configured."""
+    llm = fake_llm()
+    await run_generator(llm)
+    await run_generator(llm, llm_frequency_penalty=0.5, llm_presence_penalty=0.3)
+    assert "frequency_penalty" not in llm.requests[0] and "presence_penalty" not in llm.requests[0]
+    assert (llm.requests[1]["frequency_penalty"], llm.requests[1]["presence_penalty"]) == (0.5, 0.3)
