@@ -25,7 +25,6 @@ class IdIndex:
 
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.is_new = not path.exists()
         self.db = sqlite3.connect(path, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
@@ -39,7 +38,7 @@ class IdIndex:
             CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
         """)
         # an index from before dead_ids kept dead-letter ids among the triplets' (see `move_to_dead`)
-        self.needs_dead_ids = not had_dead_ids and not self.is_new and bool(self.shards())
+        self.needs_dead_ids = not had_dead_ids and bool(self.shards())
 
     def _has_table(self, name: str) -> bool:
         return self.db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).fetchone() \

@@ -40,7 +40,7 @@ class ConsumeStats:
     dead_letters: int = 0
     duplicates: int = 0
     rejects: int = 0  # records the sink could not read (kept in DIR/rejects/, committed past)
-    superseded: int = 0  # dead letters (of this run or before) superseded by a triplet of the same id
+    superseded: int = 0  # dead letters superseded by a triplet of the same id in this run
     shards: int = 0
     started: float = field(default_factory=time.monotonic)
     models: Counter = field(default_factory=Counter)  # triplets written per `model_name`
@@ -218,7 +218,6 @@ class Sink(ConsumerRebalanceListener):
             elif added:
                 self.stats.triplets += 1
                 self.stats.models[str(record.get("model_name"))] += 1
-            self.stats.superseded = self.dataset.superseded
         self.stats.duplicates += not added
         self.position[tp] = msg.offset + 1
 
@@ -259,6 +258,7 @@ class Sink(ConsumerRebalanceListener):
                     self.dataset.abort()  # not committed: the open shards' records are redelivered
             finally:  # a dataset that cannot close still leaves the group (its partitions go to others at once)
                 await self.consumer.stop()
+        self.stats.superseded = self.dataset.superseded
         return self.stats
 
     def _reached(self, limit: int | None) -> bool:

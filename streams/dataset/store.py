@@ -47,7 +47,7 @@ from streams.dataset.card import render_card
 from streams.dataset.disk import storage, writing
 from streams.dataset.index import IdIndex, utc_now
 from streams.dataset.layouts import MAIN, VIEWS, layouts_for
-from streams.dataset.shard import Shard, read_rows
+from streams.dataset.shard import Shard
 from streams.dataset.recovery import RECORD_FAMILIES, DatasetError, folder, records_of, recover
 from streams.dataset.tally import Tally, dead_letter_reason
 from streams.dirlock import DirectoryBusy, DirectoryLock
@@ -100,7 +100,6 @@ class Dataset:
                 self._check_layout()
                 self.dataset_id = self.index.meta("dataset_id") or uuid.uuid4().hex  # names it on its card
                 self.index.set_meta("dataset_id", self.dataset_id)
-                self.index.set_meta("mining_negative_ratio", str(mining_ratio))
                 self._recover()
                 stored = self.index.meta("tally")
                 self.tally = Tally.from_json(orjson.loads(stored)) if stored else self._count_shards()
@@ -129,8 +128,9 @@ class Dataset:
                  if s["family"] in records]
         for family, row in records_of(paths):
             tally.add(row, dead_letter=family == "dead_letters")
-        tally.superseded = sum(1 for family, path in paths if family == "dead_letters"
-                               for row in read_rows(path) if row.get("id") and self.index.contains(row["id"]))
+        # records_of leaves out exactly the superseded dead letters; the index knows every shard's rows
+        tally.superseded = sum(s["rows"] for s in self.index.shards() if s["family"] == "dead_letters") \
+            - tally.dead_letters
         return tally
 
     def _format_of(self, family: str) -> str:
