@@ -25,15 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from streams.generate.validation import Problem
+from streams.quality.form import FUNCTION_WORDS
 
-# Function words carry no content to invent or drop; a wordpiece counts as content unless it is one of them.
-STOPWORDS = frozenset("""
-a an the is are was were be been being am of to in on at by for with from and or but as that this these those
-it its his her their our your my he she they we you i him them us me there here which who whom what when where
-why how while into onto over under up down out off than then so very just also not no do does did has have had
-having will would can could should may might must shall some any all each every other another such own same
-more most few
-""".split())
 SPECIAL = frozenset({"[CLS]", "[SEP]", "[PAD]"})
 WORDLIKE = re.compile(r"^(##)?\w")
 
@@ -48,7 +41,7 @@ class TokenVectors:
 
 def content_tokens(tokens: list[str], hidden: np.ndarray) -> TokenVectors:
     keep = [i for i, t in enumerate(tokens)
-            if t not in SPECIAL and WORDLIKE.match(t) and t.removeprefix("##") not in STOPWORDS]
+            if t not in SPECIAL and WORDLIKE.match(t) and t.removeprefix("##") not in FUNCTION_WORDS]
     vectors = hidden[keep].astype(np.float32)
     vectors /= np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
     return TokenVectors(tuple(tokens[i] for i in keep), vectors)
