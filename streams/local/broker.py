@@ -85,10 +85,7 @@ class EmbeddedBroker:
         try:
             wait_for_port(self.host, self.internal_port, timeout, self.proc)
             if self.internal_port != self.port:
-                from streams.local.broker_front import BrokerFront
-
-                self.front = BrokerFront(self.host, self.port, self.internal_port, cert=self.cert, key=self.key,
-                                         users=self.users).start()
+                self.front = self.make_front().start()
         except (ProcessError, OSError, ValueError) as exc:
             self.stop()
             raise BrokerError(str(exc)) from exc
@@ -96,6 +93,12 @@ class EmbeddedBroker:
             self.stop()
             raise
         return self
+
+    def make_front(self):
+        """What listens on `port` and relays to Tansu on `internal_port`: TLS and SASL (a test's network cut)."""
+        from streams.local.broker_front import BrokerFront
+
+        return BrokerFront(self.host, self.port, self.internal_port, cert=self.cert, key=self.key, users=self.users)
 
     def stop(self, timeout: float = 10) -> None:
         if self.front is not None:

@@ -45,7 +45,7 @@ class BrokerFront:
         self._error: BaseException | None = None
 
     def start(self) -> "BrokerFront":
-        self._thread = threading.Thread(target=self._run, name="broker-front", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=type(self).__name__, daemon=True)
         self._thread.start()
         self._started.wait(10)
         if self._error is not None:
@@ -70,10 +70,14 @@ class BrokerFront:
         self._started.set()
         loop.run_forever()
         server.close()
+        self._closing()
         for task in asyncio.all_tasks(loop):
             task.cancel()
         loop.run_until_complete(asyncio.sleep(0))
         loop.close()
+
+    def _closing(self) -> None:
+        """On the loop, once the listener is closed and before its tasks are cancelled (a subclass's hook)."""
 
     async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         try:

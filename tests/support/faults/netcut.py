@@ -1,7 +1,7 @@
 """A network cut between every client and the embedded broker, which a test switches on and off.
 
-`NetworkCut` is a TCP relay with `BrokerFront`'s signature, so `cuttable_broker()` puts it where Tansu's
-TLS/SASL front would go: Tansu listens on a private port and advertises the relay's, so every connection,
+`NetworkCut` is a plaintext `BrokerFront`, so `CuttableBroker` puts it where Tansu's TLS/SASL front
+would go: Tansu listens on a private port and advertises the relay's, so every connection,
 including those made after a metadata answer, goes through it. While cut:
 
 - `blackhole` (a partition, cables pulled): nothing is relayed either way and nothing is closed; a new
@@ -18,43 +18,26 @@ import struct
 import threading
 from pathlib import Path
 
-from streams.local import broker_front
+from streams.local.broker_front import BrokerFront
 from streams.local.broker import EmbeddedBroker
 from streams.local.processes import free_port
 
 MODES = ("blackhole", "reset")
 
 
-class NetworkCut:
-    def __init__(self, host: str, port: int, upstream_port: int, *, cert=None, key=None, users=None,
-                 mode: str = "blackhole"):
-        if cert or key or users is not None:
-            raise ValueError("NetworkCut relays plaintext only")
+class NetworkCut(BrokerFront):
+    """A plaintext `BrokerFront` (its thread, loop and listener) whose relay a test can cut and restore."""
+
+    def __init__(self, host: str, port: int, upstream_port: int, *, mode: str = "blackhole"):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}")
-        self.host, self.port, self.upstream_port, self.mode = host, port, upstream_port, mode
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._open: asyncio.Event | None = None
+        super().__init__(host, port, upstream_port)
+        self.mode = mode
+        self._open = asyncio.Event()
+        self._open.set()
         self._writers: set[asyncio.StreamWriter] = set()
-        self._thread: threading.Thread | None = None
-        self._started = threading.Event()
-        self._error: BaseException | None = None
 
     # -- control, from the test's thread --
-
-    def start(self) -> "NetworkCut":
-        self._thread = threading.Thread(target=self._run, name="network-cut", daemon=True)
-        self._thread.start()
-        self._started.wait(10)
-        if self._error is not None:
-            raise self._error
-        return self
-
-    def stop(self) -> None:
-        if self._loop is not None and self._loop.is_running():
-            self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread is not None:
-            self._thread.join(10)
 
     def cut(self) -> None:
         self._call(self._cut)
@@ -80,25 +63,9 @@ class NetworkCut:
 
     # -- the relay, in its own loop --
 
-    def _run(self) -> None:
-        self._loop = loop = asyncio.new_event_loop()
-        self._open = asyncio.Event()
-        self._open.set()
-        try:
-            server = loop.run_until_complete(asyncio.start_server(self._serve, self.host, self.port))
-        except BaseException as exc:
-            self._error = exc
-            self._started.set()
-            return
-        self._started.set()
-        loop.run_forever()
-        server.close()
+    def _closing(self) -> None:
         for writer in list(self._writers):
             writer.transport.abort()
-        for task in asyncio.all_tasks(loop):
-            task.cancel()
-        loop.run_until_complete(asyncio.sleep(0))
-        loop.close()
 
     def _cut(self) -> None:
         self._open.clear()
@@ -152,15 +119,18 @@ def _reset(writer: asyncio.StreamWriter) -> None:
     writer.transport.abort()
 
 
-def cuttable_broker(log_file: Path, mode: str = "blackhole") -> EmbeddedBroker:
-    """An in-memory embedded broker whose every client connection goes through a `NetworkCut` (`broker.front`)."""
-    broker = EmbeddedBroker(log_file=log_file)
-    broker.internal_port = free_port(broker.host)  # Tansu listens here and advertises broker.port: the relay's
-    real = broker_front.BrokerFront
-    broker_front.BrokerFront = lambda *args, **kwargs: NetworkCut(*args, mode=mode, **kwargs)
-    try:
-        broker.start()
-    finally:
-        broker_front.BrokerFront = real
-    assert isinstance(broker.front, NetworkCut)
-    return broker
+class CuttableBroker(EmbeddedBroker):
+    """An in-memory embedded broker whose every client connection goes through a `NetworkCut` (`broker.front`):
+    Tansu listens on a private port and advertises the relay's."""
+
+    def __init__(self, log_file: Path, mode: str = "blackhole"):
+        super().__init__(log_file=log_file)
+        self.mode = mode
+        self.internal_port = free_port(self.host)
+
+    def make_front(self) -> NetworkCut:
+        return NetworkCut(self.host, self.port, self.internal_port, mode=self.mode)
+
+
+def cuttable_broker(log_file: Path, mode: str = "blackhole") -> CuttableBroker:
+    return CuttableBroker(log_file, mode).start()
