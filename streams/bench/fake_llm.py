@@ -27,7 +27,7 @@ from typing import Any, Callable
 import orjson
 from aiohttp import web
 
-from streams.local.processes import free_port
+from streams.bench.loopback import LoopbackServer
 
 
 @dataclass
@@ -77,8 +77,10 @@ def hash_vector(text: str, dimensions: int) -> list[float]:
     return [(b - 127.5) / 10 for b in digest[:dimensions]]
 
 
-class FakeLLM:
+class FakeLLM(LoopbackServer):
     """`with FakeLLM() as llm: ... llm.base_url ...`; `llm.requests` holds every request body seen."""
+
+    thread_name = "fake LLM"
 
     def __init__(self, behaviour: Callable[[dict[str, Any], int], Reply | None] | None = None, *,
                  slots: int = 1024, latency_s: float = 0.0, sigma: float = 0.0, model: str = "fake-model",
@@ -90,7 +92,7 @@ class FakeLLM:
         self.sigma = sigma
         self.max_queue = max_queue  # None: unbounded queue; else 429 when more than this many wait for a slot
         self.model = model
-        self.port = port or free_port()
+        super().__init__(port)
         self.keep_requests = keep_requests
         self.models_status = 200  # what GET /models answers (401: a server that refuses the API key)
         self.embed_dimensions = embed_dimensions  # /v1/embeddings: deterministic vectors from each text's hash
@@ -107,10 +109,6 @@ class FakeLLM:
         self.busy_s = 0.0  # slot-seconds spent serving
         self.started_at = time.monotonic()
         self._rng = random.Random(seed)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-        self._runner: web.AppRunner | None = None
 
     @property
     def base_url(self) -> str:
@@ -213,49 +211,20 @@ class FakeLLM:
     async def _stats(self, request: web.Request) -> web.Response:
         return web.Response(body=orjson.dumps(self.stats()), content_type="application/json")
 
-    def _serve(self) -> None:
-        self._loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(self._loop)
+
+    def make_app(self) -> web.Application:
         self._sem = asyncio.Semaphore(self.slots)
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_get("/stats", self._stats)
-        self._runner = web.AppRunner(app, access_log=None)
-        self._loop.run_until_complete(self._runner.setup())
-        self._loop.run_until_complete(web.TCPSite(self._runner, "127.0.0.1", self.port).start())
-        self._ready.set()
-        self._loop.run_forever()
-        self._loop.run_until_complete(self._runner.cleanup())
-        pending = asyncio.all_tasks(self._loop)  # requests still sleeping (a "hung" reply): cancel them quietly
-        for task in pending:
-            task.cancel()
-        self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-        self._loop.close()
+        return app
 
     def start(self) -> "FakeLLM":
         """Start serving (again, after `stop()`: same port, so a restart looks like a backend coming back)."""
-        self._ready.clear()
         self.started_at = time.monotonic()
-        self._thread = threading.Thread(target=self._serve, name="fake-llm", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("fake LLM did not start")
-        return self
-
-    def stop(self) -> None:
-        if self._loop and self._loop.is_running():
-            self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread:
-            self._thread.join(10)
-
-    def __enter__(self) -> "FakeLLM":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
+        return super().start()
 
 def main(argv: list[str] | None = None) -> None:
     """Serve a fake backend of known capacity in this process until SIGTERM/SIGINT."""

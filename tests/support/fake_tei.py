@@ -12,19 +12,16 @@ What it copies from TEI (router/src/http/server.rs, core/src/tokenization.rs):
 Tokens are counted crudely, as ceil(characters / 4) + 2 (the [CLS] and [SEP] a BERT tokenizer adds): about
 what WordPiece gives for English prose. A vector is `hash_vector` of the text the server embedded (after its
 own truncation, if any), so a test can compute what every text's vector must be. Like `FakeLLM`, it runs its
-own event loop in a thread.
+own event loop in a thread (`LoopbackServer`).
 """
 
-import asyncio
 import math
-import threading
-from typing import Any
 
 import orjson
 from aiohttp import web
 
 from streams.bench.fake_llm import hash_vector
-from streams.local.processes import free_port
+from streams.bench.loopback import LoopbackServer
 
 
 def crude_tokens(text: str) -> int:
@@ -32,8 +29,10 @@ def crude_tokens(text: str) -> int:
     return math.ceil(len(text) / 4) + 2
 
 
-class FakeTEI:
+class FakeTEI(LoopbackServer):
     """`with FakeTEI() as tei: ... tei.base_url ...`; `tei.requests` holds each request's inputs and status."""
+
+    thread_name = "fake TEI"
 
     def __init__(self, *, max_client_batch_size: int = 32, max_input_length: int = 512, auto_truncate: bool = False,
                  dimensions: int = 8, model: str = "sentence-transformers/all-MiniLM-L6-v2"):
@@ -42,11 +41,8 @@ class FakeTEI:
         self.auto_truncate = auto_truncate
         self.dimensions = dimensions
         self.model = model
-        self.port = free_port()
+        super().__init__()
         self.requests: list[tuple[list[str], int]] = []  # (inputs, status) of every POST, in arrival order
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
 
     @property
     def base_url(self) -> str:
@@ -86,35 +82,9 @@ class FakeTEI:
         return web.json_response({"object": "list", "data": data, "model": self.model,
                                   "usage": {"prompt_tokens": used, "total_tokens": used}})
 
-    def _serve(self) -> None:
-        self._loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(self._loop)
+
+    def make_app(self) -> web.Application:
         app = web.Application(client_max_size=2_000_000)  # TEI's default --payload-limit
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_post("/embeddings", self._embeddings)
-        runner = web.AppRunner(app, access_log=None)
-        self._loop.run_until_complete(runner.setup())
-        self._loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", self.port).start())
-        self._ready.set()
-        self._loop.run_forever()
-        self._loop.run_until_complete(runner.cleanup())
-        self._loop.close()
-
-    def start(self) -> "FakeTEI":
-        self._thread = threading.Thread(target=self._serve, name="fake-tei", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("fake TEI did not start")
-        return self
-
-    def stop(self) -> None:
-        if self._loop and self._loop.is_running():
-            self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread:
-            self._thread.join(10)
-
-    def __enter__(self) -> "FakeTEI":
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
+        return app
