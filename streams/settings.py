@@ -9,12 +9,17 @@ import typing
 from pathlib import Path
 from typing import Literal
 
+import orjson
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.anchor import Action
 
 ENV_PREFIX = "PAIRSTREAM_"
+# Fields of a chat-completions request that pairstream sets itself (streams.generate.llm.ChatRequest), which
+# PAIRSTREAM_LLM_EXTRA_BODY may not override.
+CHAT_REQUEST_FIELDS = frozenset({"model", "messages", "temperature", "max_tokens", "frequency_penalty",
+                                 "presence_penalty", "response_format", "stream"})
 
 
 class Settings(BaseSettings):
@@ -61,6 +66,11 @@ class Settings(BaseSettings):
     llm_presence_penalty: float | None = Field(
         None, ge=-2, le=2, description="OpenAI's presence_penalty, sent when set: lowers the odds of any token "
         "that already appeared.")
+    llm_extra_body: str | None = Field(
+        None, description="A JSON object merged into every chat-completions request, for a server's own sampling "
+        "parameters (the OpenAI SDK's extra_body), e.g. llama.cpp's DRY sampler: "
+        "'{\"dry_multiplier\": 0.8}', or vLLM's '{\"repetition_penalty\": 1.1}'. It cannot set the request's own "
+        "fields (model, messages, temperature...): those have their settings.")
     llm_response_format: Literal["json_schema", "json_object"] = Field(
         "json_schema",
         description="How structured output is asked: `json_schema` (OpenAI, vLLM, llama.cpp) or "
@@ -101,6 +111,10 @@ class Settings(BaseSettings):
     quality_max_negative_containment: float = Field(
         0.6, ge=-1, le=1.01, description="A negative whose every content token matches one of the anchor's at "
         "least this closely is true of the anchor (`entailed_negative`; in-process model only; above 1: off).")
+    quality_round_trip: bool = Field(
+        True, description="A positive closer to another sentence of the stream's recent records than to its own "
+        "anchor is refused (`round_trip`; Promptagator's consistency filter; uses the mining window, so it needs "
+        "PAIRSTREAM_MINED_NEGATIVES > 0).")
     mined_negatives: int = Field(
         3, ge=0, le=32, description="Hard negatives to mine per record from the sentences of earlier records in "
         "the stream (needs the quality embeddings; 0 disables).")
@@ -131,6 +145,26 @@ class Settings(BaseSettings):
         "token a character).")
     embeddings_wait_ms: float = Field(
         5.0, ge=0, description="Longest wait for a micro-batch to fill before it is sent.")
+
+    # Second opinions (off by default): a cross-encoder and an LLM judge review the pairs the checks pass
+    review_rerank_url: str | None = Field(
+        None, description="URL of a /rerank endpoint serving a cross-encoder (TEI, Infinity, vLLM), e.g. "
+        "http://tei:8080/rerank: it scores anchor-positive and anchor-negative read together; unset: no such review.")
+    review_rerank_api: Literal["tei", "cohere"] = Field(
+        "tei", description="Request form of the /rerank endpoint: `tei` (query, texts) or `cohere` (model, query, "
+        "documents: Cohere, Jina, Infinity, vLLM).")
+    review_rerank_model: str = Field("", description="Model name sent to a `cohere`-form /rerank endpoint.")
+    review_rerank_api_key: SecretStr | None = Field(None, description="Bearer token for the /rerank endpoint (secret).")
+    review_rerank_min_positive: float = Field(
+        0.75, description="A positive the cross-encoder scores below this with the anchor is refused (`rerank_positive`).")
+    review_rerank_max_negative: float = Field(
+        0.5, description="A negative the cross-encoder scores above this with the anchor is refused (`rerank_negative`).")
+    review_llm_base_url: str | None = Field(
+        None, description="OpenAI-compatible base URL (ending in /v1) of an LLM judge, a model of its own that "
+        "labels each pair with the readers' rubric (`llm_judge_positive`, `llm_judge_negative`); unset: none.")
+    review_llm_model: str = Field("", description="Model name sent to the LLM judge.")
+    review_llm_api_key: SecretStr | None = Field(None, description="Bearer token for the LLM judge (secret).")
+    review_llm_timeout_s: float = Field(60.0, gt=0, description="Timeout of one LLM judge request, in seconds.")
 
     # Worker
     concurrency: int | Literal["auto"] = Field(
@@ -180,6 +214,27 @@ class Settings(BaseSettings):
         if not bootstrap_servers(value):
             raise ValueError("must name at least one host:port")
         return value
+
+    @field_validator("llm_extra_body")
+    @classmethod
+    def _extra_body_is_an_object(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        try:
+            body = orjson.loads(value)
+        except orjson.JSONDecodeError as exc:
+            raise ValueError(f"must be a JSON object ({exc})") from None
+        if not isinstance(body, dict):
+            raise ValueError("must be a JSON object")
+        taken = sorted(set(body) & CHAT_REQUEST_FIELDS)
+        if taken:
+            raise ValueError(f"cannot set {', '.join(taken)}: the request's own fields have their own settings")
+        return value
+
+    @property
+    def llm_extra(self) -> dict:
+        """`llm_extra_body` parsed (empty when unset)."""
+        return orjson.loads(self.llm_extra_body) if self.llm_extra_body else {}
 
     @property
     def bootstrap_servers(self) -> list[str]:

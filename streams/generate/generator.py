@@ -84,7 +84,11 @@ def correction_for(problem: Problem) -> str:
     return f"Note: your previous answer was rejected ({problem.message}). Follow the format exactly."
 
 
-QUALITY_PROBLEMS = ("near_copy", "off_topic", "false_negative", "easy_negative")
+# What the quality gate refuses (streams.quality): the re-ask quotes its message as it is.
+NEGATIVE_PROBLEMS = ("false_negative", "easy_negative", "entailed_negative", "rerank_negative",
+                     "llm_judge_negative")
+QUALITY_PROBLEMS = ("near_copy", "off_topic", "invented", "repetition", "degenerate", "fragment", "example_leak",
+                    "round_trip", "rerank_positive", "llm_judge_positive") + NEGATIVE_PROBLEMS
 
 
 def next_temperature(current: float, problem: Problem) -> float:
@@ -92,7 +96,7 @@ def next_temperature(current: float, problem: Problem) -> float:
     an off-topic positive (it moved too far), unchanged after a bad negative (the note says what to fix)."""
     if problem.kind == "off_topic":
         return max(0.1, current - 0.3)
-    if problem.kind in ("false_negative", "easy_negative"):
+    if problem.kind in NEGATIVE_PROBLEMS:
         return current
     return min(1.5, current + 0.4)
 
@@ -126,6 +130,7 @@ class Generator:
             max_tokens=max_tokens,
             frequency_penalty=s.llm_frequency_penalty,
             presence_penalty=s.llm_presence_penalty,
+            extra_body=s.llm_extra,
             response_format=response_format(req.spec, s.max_output_chars, s.llm_response_format)
             if s.structured_output else None,
         )

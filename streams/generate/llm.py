@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import orjson
 from httpx_aiohttp import AiohttpTransport
-from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 RETRYABLE_STATUS = {408, 409, 429}
 
@@ -67,6 +67,11 @@ class ChatRequest(BaseModel):
     presence_penalty: float | None = None
     response_format: dict[str, Any] | None = None
     stream: bool = False
+    extra_body: dict[str, Any] = Field(default_factory=dict, exclude=True)  # a server's own parameters
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body: the extra parameters first, so they can never replace one of the request's own."""
+        return {**self.extra_body, **self.model_dump(exclude_none=True)}
 
 
 class LLMError(Exception):
@@ -158,7 +163,7 @@ class LLMClient:
 
     async def chat(self, request: ChatRequest) -> ChatResponse:
         """Send one chat-completions request (no retries here). Raises LLMError, its text free of the API key."""
-        resp = await self.post("/chat/completions", request.model_dump(exclude_none=True))
+        resp = await self.post("/chat/completions", request.body())
         try:
             parsed = ChatResponse.model_validate(orjson.loads(resp.content))
         except (orjson.JSONDecodeError, ValidationError) as exc:

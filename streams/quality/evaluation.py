@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 
 from streams.generate.task import TaskSpec
+from streams.quality.mining import SentenceWindow
 
 # What each check is for: its role and the readers' labels it should find.
 TARGETS: dict[str, tuple[str, frozenset[str]]] = {
@@ -37,7 +38,16 @@ TARGETS: dict[str, tuple[str, frozenset[str]]] = {
     "degenerate": ("either", frozenset({"repetition"})),
     "fragment": ("either", frozenset({"fragment", "fragment_or_ungrammatical"})),
     "example_leak": ("either", frozenset()),
+    "round_trip": ("positive", frozenset({"meaning_changed", "off_topic"})),
+    # second opinions, when configured (PAIRSTREAM_REVIEW_*): every defect of their role
+    "rerank_positive": ("positive", frozenset({"meaning_changed", "off_topic", "copy"})),
+    "rerank_negative": ("negative", frozenset({"false_negative"})),
+    "llm_judge_positive": ("positive", frozenset({"copy", "meaning_changed", "off_topic", "fragment_or_ungrammatical",
+                                                  "repetition"})),
+    "llm_judge_negative": ("negative", frozenset({"false_negative", "nonsense_or_ungrammatical", "fragment",
+                                                  "repetition"})),
 }
+REVIEWS = ("rerank_positive", "rerank_negative", "llm_judge_positive", "llm_judge_negative")
 OK = frozenset({"ok", "none"})
 
 
@@ -68,6 +78,7 @@ class Evaluation:
     gold: dict[str, float] = field(default_factory=dict)  # check -> share of gold paraphrases refused
     gold_pairs: int = 0
     gold_passed: float | None = None
+    reviewed: tuple[str, ...] = ()  # the second opinions configured (`rerank`, `llm_judge`)
 
 
 def load_labelled(path: Path, anchors_file: Path) -> list[dict[str, Any]]:
@@ -98,18 +109,25 @@ def has_target(label: dict[str, str], role: str, targets: frozenset[str]) -> boo
 
 async def judge_all(judge, items: list[tuple[str, str, str | None, TaskSpec]]) -> list[list[str]]:
     """The problem kinds the gate finds in each (anchor, positive, negative, spec), judged concurrently as in
-    the worker (micro-batched)."""
-    async def one(anchor, positive, negative, spec):
-        judgement = await judge(SimpleNamespace(anchor=anchor, spec=spec), positive, negative)
+    the worker (micro-batched). With the round-trip check on, the stream's window holds the other items'
+    anchors, as a worker's would hold the anchors of the records before."""
+    if judge.window is not None:
+        judge.window = SentenceWindow(len(items), float("inf"))
+        anchors = [item[0] for item in items]
+        judge.window.add_each([str(i) for i in range(len(items))], anchors, await judge.embedder.embed(anchors))
+
+    async def one(i, anchor, positive, negative, spec):
+        judgement = await judge(SimpleNamespace(id=str(i), anchor=anchor, spec=spec), positive, negative)
         return [p.kind for p in judgement.problems]
-    return await asyncio.gather(*(one(*item) for item in items))
+    return await asyncio.gather(*(one(i, *item) for i, item in enumerate(items)))
 
 
 async def evaluate(judge, rows: list[dict[str, Any]], gold: list[tuple[str, str]] = ()) -> Evaluation:
     items = [(r["anchor"], r["positive"], r["negative"],
               TaskSpec(r["action"], r["triplet"], r["hard_negative"], None)) for r in rows]
     found = await judge_all(judge, items)
-    ev = Evaluation(records=len(rows), checks={name: CheckFigures() for name in TARGETS})
+    ev = Evaluation(records=len(rows), checks={name: CheckFigures() for name in TARGETS},
+                    reviewed=tuple(r.name for r in getattr(judge, "reviewers", ())))
     for row, kinds in zip(rows, found):
         label = row["label"]
         usable = label["positive"] in OK and label["negative"] in OK
@@ -147,6 +165,8 @@ def table(ev: Evaluation) -> list[str]:
              f"{ev.refused_usable}", "",
              f"{'check':<18} {'refused':>7} {'precision':>9} {'target':>6} {'recall':>6}{gold}"]
     for name, f in ev.checks.items():
+        if name in REVIEWS and not any(name.startswith(r) for r in ev.reviewed):
+            continue  # that reviewer is not configured
         row = f"{name:<18} {f.refused:>7} {share(f.precision):>9} {f.target:>6} {share(f.recall):>6}"
         if ev.gold_pairs:
             row += f" {ev.gold[name]:>8.2f}"

@@ -1,6 +1,9 @@
 """The quality gate's judge: embed anchor, positive and negative (micro-batched across the anchors in
-flight), score them and name what is wrong. It is the `Judge` the generator calls (`streams.generate.judging`).
+flight), score them and name what is wrong; then, where a user has them, ask stronger judges (a cross-encoder,
+an LLM judge) about the pairs that passed. It is the `Judge` the generator calls (`streams.generate.judging`).
 """
+
+from typing import Protocol
 
 import numpy as np
 
@@ -15,7 +18,14 @@ from streams.quality.form import form_problems
 from streams.quality.checks import Thresholds, findings, scores_of
 from streams.quality.embedder import Embedder, EmbeddingError
 from streams.quality.mining import MiningRules, SentenceWindow, StreamMiner
+from streams.quality.round_trip import round_trip_problem
 from streams.settings import Settings
+
+
+class Reviewer(Protocol):
+    """A second opinion on a pair the checks passed (`rerank.RerankReviewer`, `llm_review.LLMReviewer`)."""
+
+    async def review(self, anchor: str, positive: str, negative: str | None) -> list: ...
 
 
 class EmbeddingJudge:
@@ -25,6 +35,10 @@ class EmbeddingJudge:
         self.limits = limits
         self.metrics = metrics or Metrics()
         self.batcher = MicroBatcher(self._embed_batch, max_batch, max_wait_s)
+        # The stream's recent sentences (the miner's window) for the round-trip check; None: no such check.
+        self.window: SentenceWindow | None = None
+        self.reviewers: list[Reviewer] = []  # second opinions, asked in order, only about pairs still passing
+        self.review_every_pair = False  # ask them about every pair (to measure them: `bench --judge`)
 
     @property
     def gate(self) -> OutageGate | None:
@@ -49,12 +63,27 @@ class EmbeddingJudge:
         found += form_problems(req.anchor, positive, negative, query=req.spec.action == "query",
                                example_words=example_words(req.spec, req.anchor))
         found += self._alignment(req.anchor, positive, negative)
+        if self.window is not None:
+            found += filter(None, [round_trip_problem(self.window, req.id, req.anchor, vectors)])
+        found += await self._reviews(req.anchor, positive, negative, found)
         observed = {"anchor_positive": scores.anchor_positive, "anchor_negative": scores.anchor_negative,
                     "margin": None if scores.margin is None else round(scores.margin, 4)}
         for name, value in observed.items():
             if value is not None:
                 self.metrics.quality_scores.labels(name).observe(value)
         return Judgement({**observed, "model": scores.model}, found, vectors)
+
+    async def _reviews(self, anchor: str, positive: str, negative: str | None, found: list) -> list:
+        """The reviewers' findings; each is asked only while nothing refused the pair (they cost a request)."""
+        more: list = []
+        for reviewer in self.reviewers:
+            if (found or more) and not self.review_every_pair:
+                break
+            try:
+                more += await reviewer.review(anchor, positive, negative)
+            except EmbeddingError as exc:
+                raise JudgeUnavailable(exc.kind, str(exc)) from None
+        return more
 
     def _alignment(self, anchor: str, positive: str, negative: str | None) -> list:
         """Token-level checks, where the embedder keeps its token vectors (the in-process model)."""
@@ -69,9 +98,10 @@ class EmbeddingJudge:
                                   max_negative_containment=self.limits.max_negative_containment)
 
     async def aclose(self) -> None:
-        close = getattr(self.embedder, "aclose", None)
-        if close is not None:
-            await close()
+        for backend in (self.embedder, *self.reviewers):
+            close = getattr(backend, "aclose", None)
+            if close is not None:
+                await close()
 
 
 def thresholds(settings: Settings) -> Thresholds:
@@ -104,13 +134,42 @@ def build_judge(settings: Settings, metrics: Metrics | None = None) -> Embedding
         from streams.quality.local_minilm import LocalMiniLM
 
         embedder = GuardedEmbedder(LocalMiniLM(), retry=retry, gate=gate)
-    return EmbeddingJudge(embedder, thresholds(settings), metrics=metrics, max_batch=settings.embeddings_batch,
-                          max_wait_s=settings.embeddings_wait_ms / 1000)
+    judge = EmbeddingJudge(embedder, thresholds(settings), metrics=metrics, max_batch=settings.embeddings_batch,
+                           max_wait_s=settings.embeddings_wait_ms / 1000)
+    judge.reviewers = build_reviewers(settings)
+    return judge
 
 
-def build_miner(settings: Settings) -> StreamMiner | None:
+def build_reviewers(settings: Settings) -> list["Reviewer"]:
+    """The second opinions configured, cheapest first: the cross-encoder, then the LLM judge. Each has its
+    own retries and outage gate, as the embedder has."""
+    reviewers: list[Reviewer] = []
+    retry = RetryPolicy(max_retries=settings.llm_max_retries)
+
+    def gate(backend: str) -> OutageGate:
+        return OutageGate(settings.llm_outage_failures, max_cooldown_s=settings.llm_outage_probe_max_s, backend=backend)
+    if settings.review_rerank_url:
+        from streams.quality.rerank import RerankReviewer
+
+        reviewers.append(RerankReviewer(
+            settings.review_rerank_url, model=settings.review_rerank_model, api=settings.review_rerank_api,
+            min_positive=settings.review_rerank_min_positive, max_negative=settings.review_rerank_max_negative,
+            api_key=settings.review_rerank_api_key, timeout_s=settings.embeddings_timeout_s, retry=retry,
+            gate=gate("reranker")))
+    if settings.review_llm_base_url:
+        from streams.quality.llm_review import LLMReviewer
+
+        reviewers.append(LLMReviewer(
+            settings.review_llm_base_url, settings.review_llm_model or settings.llm_model,
+            api_key=settings.review_llm_api_key, timeout_s=settings.review_llm_timeout_s, retry=retry,
+            gate=gate("LLM judge")))
+    return reviewers
+
+
+def build_miner(settings: Settings, judge: EmbeddingJudge | None = None) -> StreamMiner | None:
     """The in-stream miner `settings` ask for: None without the quality embeddings or with
-    PAIRSTREAM_MINED_NEGATIVES=0. One per worker, shared by all its anchors in flight."""
+    PAIRSTREAM_MINED_NEGATIVES=0. One per worker, shared by all its anchors in flight; with
+    PAIRSTREAM_QUALITY_ROUND_TRIP, `judge` searches its window too."""
     if settings.quality == "off" or settings.mined_negatives == 0:
         return None
     from threadpoolctl import threadpool_limits
@@ -121,4 +180,7 @@ def build_miner(settings: Settings) -> StreamMiner | None:
     threadpool_limits(1, user_api="blas")
     rules = MiningRules(k=settings.mined_negatives, negative_ratio=settings.mining_negative_ratio,
                         min_score=settings.mining_min_score)
-    return StreamMiner(SentenceWindow(settings.mining_window, settings.mining_max_age_s), rules)
+    miner = StreamMiner(SentenceWindow(settings.mining_window, settings.mining_max_age_s), rules)
+    if judge is not None and settings.quality_round_trip:
+        judge.window = miner.window
+    return miner

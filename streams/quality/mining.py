@@ -93,6 +93,11 @@ class SentenceWindow:
             self.next = (slot + 1) % self.capacity
             self.filled = min(self.filled + 1, self.capacity)
 
+    def add_each(self, record_ids: list[str], texts: list[str], vectors: np.ndarray) -> None:
+        """One sentence per record: `texts[i]` of record `record_ids[i]`."""
+        for record_id, text, vector in zip(record_ids, texts, vectors):
+            self.add(record_id, [text], vector[None, :])
+
     def scores(self, queries: np.ndarray) -> np.ndarray:
         """Cosine of each query (rows) with every slot in use, one row per query; -inf for slots too old.
 

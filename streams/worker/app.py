@@ -98,7 +98,7 @@ def create_app(settings: Settings) -> PairstreamApp:
     llm = LLMClient(settings.llm_base_url, api_key=settings.llm_api_key, timeout_s=settings.llm_timeout_s,
                     max_connections=limit.ceiling)
     judge = build_judge(settings, metrics)  # None with PAIRSTREAM_QUALITY=off
-    miner = build_miner(settings) if judge is not None else None  # one index shared by all anchors in flight
+    miner = build_miner(settings, judge) if judge is not None else None  # one index shared by all anchors in flight
     generator = Generator(llm, settings, limit=limit, metrics=metrics, judge=judge, miner=miner)
     agent = AnchorAgent(app, AnchorProcessor(settings, generator), limit, settings.drain_timeout_s, metrics)
     app.agent(anchors, name="pairstream.generate")(agent.run)

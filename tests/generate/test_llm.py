@@ -10,7 +10,7 @@ from streams.generate.decode import decode_anchor
 from streams.generate.generator import Generated, GenerationFailure, Generator
 from streams.generate.resilience import RetryPolicy
 from streams.generate.llm import ChatRequest, LLMClient, LLMError, parse_retry_after
-from streams.settings import Settings
+from streams.settings import CHAT_REQUEST_FIELDS, Settings, SettingsError, load_settings
 from streams.bench.fake_llm import Reply
 
 REQ = ChatRequest(model="m", messages=[{"role": "user", "content": "## Anchor\n\nhi there\n"}], temperature=0,
@@ -166,3 +166,19 @@ async def test_sampling_penalties_are_sent_only_when_set(fake_llm):
     await run_generator(llm, llm_frequency_penalty=0.5, llm_presence_penalty=0.3)
     assert "frequency_penalty" not in llm.requests[0] and "presence_penalty" not in llm.requests[0]
     assert (llm.requests[1]["frequency_penalty"], llm.requests[1]["presence_penalty"]) == (0.5, 0.3)
+
+
+async def test_extra_body_reaches_the_server_and_cannot_replace_the_requests_own_fields(fake_llm):
+    """Issue 24: a server's own sampling parameters (llama.cpp's DRY sampler) pass through
+    PAIRSTREAM_LLM_EXTRA_BODY; the request's own fields are refused there, with the setting named."""
+    llm = fake_llm()
+    await run_generator(llm, llm_extra_body='{"dry_multiplier": 0.8, "dry_allowed_length": 2}')
+    assert (llm.requests[0]["dry_multiplier"], llm.requests[0]["dry_allowed_length"]) == (0.8, 2)
+    assert llm.requests[0]["model"] and llm.requests[0]["messages"]
+    for bad in ('{"temperature": 1.5}', '[1, 2]', '{"dry_multiplier": '):
+        with pytest.raises(SettingsError, match="PAIRSTREAM_LLM_EXTRA_BODY"):
+            load_settings(llm_extra_body=bad)
+
+
+def test_the_fields_extra_body_may_not_set_are_the_chat_requests_own():
+    assert CHAT_REQUEST_FIELDS == set(ChatRequest.model_fields) - {"extra_body"}

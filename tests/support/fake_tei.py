@@ -1,4 +1,5 @@
-"""A fake Text Embeddings Inference (TEI) `/v1/embeddings` on loopback that enforces TEI's request limits.
+"""A fake Text Embeddings Inference (TEI) `/v1/embeddings` on loopback that enforces TEI's request limits, and
+its `/rerank` (a cross-encoder's scores, given by the test).
 
 What it copies from TEI (router/src/http/server.rs, core/src/tokenization.rs):
 - more than `max_client_batch_size` inputs (TEI's default: 32) -> HTTP 413,
@@ -35,7 +36,11 @@ class FakeTEI(LoopbackServer):
     thread_name = "fake TEI"
 
     def __init__(self, *, max_client_batch_size: int = 32, max_input_length: int = 512, auto_truncate: bool = False,
-                 dimensions: int = 8, model: str = "sentence-transformers/all-MiniLM-L6-v2"):
+                 dimensions: int = 8, model: str = "sentence-transformers/all-MiniLM-L6-v2",
+                 rerank: dict[tuple[str, str], float] | None = None):
+        self.rerank_scores = rerank or {}  # (query, text) -> what /rerank answers (0.0 for a pair not listed)
+        self.rerank_requests: list[dict] = []
+        self.rerank_failures = 0  # answer this many /rerank requests with HTTP 503 first (a restarting server)
         self.max_client_batch_size = max_client_batch_size
         self.max_input_length = max_input_length
         self.auto_truncate = auto_truncate
@@ -83,8 +88,20 @@ class FakeTEI(LoopbackServer):
                                   "usage": {"prompt_tokens": used, "total_tokens": used}})
 
 
+    async def _rerank(self, request: web.Request) -> web.Response:
+        """TEI's /rerank: `{"query", "texts"}` -> `[{"index", "score"}]`, best first (as TEI sorts them)."""
+        body = orjson.loads(await request.read())
+        self.rerank_requests.append(body)
+        if self.rerank_failures:
+            self.rerank_failures -= 1
+            return web.json_response({"error": "Model is overloaded", "error_type": "overloaded"}, status=503)
+        scores = [self.rerank_scores.get((body["query"], text), 0.0) for text in body["texts"]]
+        ranked = sorted(range(len(scores)), key=lambda i: -scores[i])
+        return web.json_response([{"index": i, "score": scores[i]} for i in ranked])
+
     def make_app(self) -> web.Application:
         app = web.Application(client_max_size=2_000_000)  # TEI's default --payload-limit
+        app.router.add_post("/rerank", self._rerank)
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_post("/embeddings", self._embeddings)
         return app
