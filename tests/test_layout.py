@@ -9,7 +9,7 @@ import pytest
 from support.processes import ROOT
 
 STREAMS = ROOT / "streams"
-SUBPACKAGES = ("worker", "generate", "quality", "dataset", "local", "bench")
+SUBPACKAGES = ("worker", "generate", "quality", "dataset", "local", "bench", "training")
 SHARED = ("settings", "kafka", "logs", "metrics", "dirlock")
 # What each room may import from pairstream (besides itself, the shared modules and schemas).
 ALLOWED = {
@@ -19,6 +19,7 @@ ALLOWED = {
     "dataset": set(),
     "local": {"dataset"},
     "bench": {"local", "dataset", "quality"},  # quality: `bench --checks` times the gate's text check itself
+    "training": {"local"},  # local: the downstream benchmark generates its data with the embedded stack
 }
 INTERNALS = STREAMS / "worker" / "faust_internals.py"
 
