@@ -291,10 +291,31 @@ def demo(anchors_file: Path | None, limit: int | None, out_dir: Path, timeout: f
 @click.option("--checks", is_flag=True,
               help="Only time the near-copy text check per call, rapidfuzz beside the old difflib, on its worst "
                    "cases (no broker, no worker).")
+@click.option("--downstream", "downstream_anchors", type=click.IntRange(min=10), default=None, metavar="N",
+              help="Only the downstream benchmark: generate from N anchors of STS-B train on the embedded default "
+                   "(gate on, and off), train two students on it and on controls of the same size (gold pairs, "
+                   "copies), evaluate on held-out pairs. Needs the train extra; long (about an hour for 1,000).")
+@click.option("--downstream-data", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
+              help="With --downstream: a dataset already generated from those anchors (gate on), reused.")
+@click.option("--downstream-off", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
+              help="With --downstream: the same anchors generated with the gate off, reused.")
+@click.option("--seeds", default="12,13", show_default=True, help="With --downstream: training seeds.")
 def bench(workdir: Path, as_json: bool, plot: Path | None, sweep: str, compare: str | None, workers: str | None,
-          checks: bool, judge_file: Path | None, **kwargs: Any) -> None:
+          checks: bool, judge_file: Path | None, downstream_anchors: int | None, downstream_data: Path | None,
+          downstream_off: Path | None, seeds: str, **kwargs: Any) -> None:
     """Measure throughput, latency and overhead against a fake LLM of known capacity (real broker and worker)."""
     from streams.bench.modes import bench_output, parse_sweep
+
+    if downstream_anchors is not None:
+        training_modules()
+        from streams.training import downstream
+
+        with usage_errors(ValueError):
+            seed_list = tuple(int(x) for x in seeds.split(","))
+        result = downstream.run(downstream_anchors, workdir, seed_list, gate_dir=downstream_data,
+                                off_dir=downstream_off, log=log_line)
+        click.echo(downstream.as_json(result) if as_json else "\n".join(downstream.table(result)))
+        return
 
     if judge_file is not None:
         from streams.bench.judge_eval import judge_output

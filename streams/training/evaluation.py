@@ -58,7 +58,8 @@ def evaluate(model, pairs: list[Pair], threshold: float = 4.0, batch_size: int =
 
     def ir_score(key: str) -> float | None:
         return round(float(ir[f"ir_cosine_{key}"]), 4) if ir else None
-    return Scores(spearman=round(float(sts["sts_spearman_cosine"]), 4), pearson=round(float(sts["sts_pearson_cosine"]), 4),
+    return Scores(spearman=round(float(sts["sts_spearman_cosine"]), 4),
+                  pearson=round(float(sts["sts_pearson_cosine"]), 4),
                   mrr_at_10=ir_score("mrr@10"), recall_at_1=ir_score("recall@1"), recall_at_10=ir_score("recall@10"),
                   pairs=len(pairs), queries=len(queries), corpus=len(corpus))
 

@@ -65,7 +65,8 @@ class Outcome:
 
 def dataset_id(directory: Path) -> str | None:
     card = directory / "README.md"
-    match = re.search(r"pairstream dataset ([0-9a-f]{32})", card.read_text(encoding="utf-8")) if card.is_file() else None
+    text = card.read_text(encoding="utf-8") if card.is_file() else ""
+    match = re.search(r"pairstream dataset ([0-9a-f]{32})", text)
     return match.group(1) if match else None
 
 

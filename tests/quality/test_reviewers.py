@@ -116,7 +116,8 @@ def review_reply(positive: str, negative: str | None = "ok"):
 
 @pytest.mark.parametrize("positive, negative, kinds", [
     ("ok", "ok", []), ("meaning_changed", "ok", ["llm_judge_positive"]),
-    ("ok", "false_negative", ["llm_judge_negative"]), ("copy", "fragment", ["llm_judge_positive", "llm_judge_negative"]),
+    ("ok", "false_negative", ["llm_judge_negative"]),
+    ("copy", "fragment", ["llm_judge_positive", "llm_judge_negative"]),
 ])
 async def test_the_llm_judge_refuses_what_it_labels_defective(fake_llm, positive, negative, kinds):
     llm = fake_llm(behaviour=review_reply(positive, negative))
