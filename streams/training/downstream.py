@@ -153,6 +153,8 @@ def table(d: Downstream) -> list[str]:
         if gold != copies:
             lines.append(f"{'':<24} pairstream's MRR@10 is {(ours - copies) / (gold - copies):.0%} of the way from "
                          "copies to gold")
+        else:
+            lines.append(f"{'':<24} copies and gold tie on MRR@10 ({gold:.4f}): no room to place pairstream")
     lines.append(f"\n{d.seconds:.0f} s")
     return lines
 

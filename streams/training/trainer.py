@@ -148,7 +148,7 @@ def fit(model, data, recipe: Recipe, guide: str | None = None) -> tuple[int, lis
         args = SentenceTransformerTrainingArguments(
             output_dir=scratch, num_train_epochs=recipe.epochs, max_steps=recipe.max_steps,
             per_device_train_batch_size=recipe.batch_size, learning_rate=recipe.lr, seed=recipe.seed,
-            data_seed=recipe.seed, warmup_ratio=recipe.warmup_ratio,
+            data_seed=recipe.seed, warmup_steps=recipe.warmup_ratio,  # a float: a share of the steps (transformers 5)
             batch_sampler=BatchSamplers.NO_DUPLICATES, save_strategy="no", report_to="none",
             logging_steps=max(1, min(10, steps_per_epoch // 2)), use_cpu=not _has_gpu(), dataloader_drop_last=False)
         trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=data,
