@@ -17,8 +17,10 @@ the previous model (`--base MODEL_DIR`) on the newer shards (the card lists each
 model card records which were used).
 """
 
+import contextlib
 import json
 import re
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -153,7 +155,8 @@ def fit(model, data, recipe: Recipe, guide: str | None = None) -> tuple[int, lis
             logging_steps=max(1, min(10, steps_per_epoch // 2)), use_cpu=not _has_gpu(), dataloader_drop_last=False)
         trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=data,
                                              loss=make_loss(recipe.loss, model, guide or recipe.base))
-        trainer.train()
+        with contextlib.redirect_stdout(sys.stderr):  # the trainer prints its log dicts: keep stdout for results
+            trainer.train()
         losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
         return trainer.state.global_step, losses
 
