@@ -193,12 +193,7 @@ def results_table(outcome: Outcome, base: str) -> list[str]:
 def save(model, out: Path, directory: Path, recipe: Recipe, outcome: Outcome) -> None:
     """The model (loadable with `SentenceTransformer(out)`), its card naming the data, and the figures as JSON."""
     ident = dataset_id(directory)
-    try:
-        model.model_card_data.train_datasets = [{"name": f"pairstream dataset {ident or directory.name}",
-                                                 "id": ident or str(directory)}]
-    except Exception:  # card metadata is a nicety: never lose a trained model over it
-        pass
-    model.save(str(out))
+    model.save(str(out))  # sentence-transformers writes its own card (training data statistics, losses); ours follows
     report = {
         "dataset": {"directory": str(directory.resolve()), "id": ident, "config": recipe.config,
                     "rows": outcome.rows, "shards": outcome.shards},

@@ -43,6 +43,7 @@ def test_training_lowers_the_loss_and_writes_a_model_that_loads_and_differs(trai
 def test_the_model_card_names_the_dataset_its_shards_and_figures(trained, dataset):
     out, outcome = trained
     card = (out / "README.md").read_text()
+    assert "## Training Details" in card  # sentence-transformers' own card is there, ours follows it
     ident = dataset_id(dataset)
     assert ident and f"pairstream dataset `{ident}`" in card
     assert "triplet/triplet-" in card and "96 rows" in card and "MRR@10" in card
