@@ -8,7 +8,6 @@ import orjson
 
 from streams.quality.evaluation import evaluate, gold_paraphrases, load_labelled, table
 from streams.quality.judge import build_judge
-from streams.quality.mining import SentenceWindow
 from streams.settings import Settings
 
 SHARED = Path("../shared/data")
@@ -21,11 +20,11 @@ def judge_output(labelled: Path, anchors: Path | None = None, gold: Path | None 
     pairs = gold_paraphrases(gold) if gold.is_file() else []
 
     async def run():
-        judge = build_judge(Settings(quality="gate"))
-        judge.window = SentenceWindow(1, 1.0) if Settings().quality_round_trip else None  # filled per set
+        settings = Settings(quality="gate")
+        judge = build_judge(settings)
         judge.review_every_pair = True  # second opinions (PAIRSTREAM_REVIEW_*) measured on every record
         try:
-            return await evaluate(judge, rows, pairs)
+            return await evaluate(judge, rows, pairs, round_trip=settings.quality_round_trip)
         finally:
             await judge.aclose()
 

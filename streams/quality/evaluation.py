@@ -107,11 +107,13 @@ def has_target(label: dict[str, str], role: str, targets: frozenset[str]) -> boo
     return any(label[r] in targets for r in roles)
 
 
-async def judge_all(judge, items: list[tuple[str, str, str | None, TaskSpec]]) -> list[list[str]]:
+async def judge_all(judge, items: list[tuple[str, str, str | None, TaskSpec]],
+                    round_trip: bool = False) -> list[list[str]]:
     """The problem kinds the gate finds in each (anchor, positive, negative, spec), judged concurrently as in
-    the worker (micro-batched). With the round-trip check on, the stream's window holds the other items'
-    anchors, as a worker's would hold the anchors of the records before."""
-    if judge.window is not None:
+    the worker (micro-batched). With `round_trip`, the stream's window holds the other items' anchors, as a
+    worker's would hold the anchors of the records before."""
+    judge.window = None
+    if round_trip:
         judge.window = SentenceWindow(len(items), float("inf"))
         anchors = [item[0] for item in items]
         judge.window.add_each([str(i) for i in range(len(items))], anchors, await judge.embedder.embed(anchors))
@@ -122,10 +124,11 @@ async def judge_all(judge, items: list[tuple[str, str, str | None, TaskSpec]]) -
     return await asyncio.gather(*(one(i, *item) for i, item in enumerate(items)))
 
 
-async def evaluate(judge, rows: list[dict[str, Any]], gold: list[tuple[str, str]] = ()) -> Evaluation:
+async def evaluate(judge, rows: list[dict[str, Any]], gold: list[tuple[str, str]] = (),
+                   round_trip: bool = False) -> Evaluation:
     items = [(r["anchor"], r["positive"], r["negative"],
               TaskSpec(r["action"], r["triplet"], r["hard_negative"], None)) for r in rows]
-    found = await judge_all(judge, items)
+    found = await judge_all(judge, items, round_trip)
     ev = Evaluation(records=len(rows), checks={name: CheckFigures() for name in TARGETS},
                     reviewed=tuple(r.name for r in getattr(judge, "reviewers", ())))
     for row, kinds in zip(rows, found):
@@ -147,7 +150,7 @@ async def evaluate(judge, rows: list[dict[str, Any]], gold: list[tuple[str, str]
                 figures.target_refused += refused
     if gold:
         spec = TaskSpec("paraphrase", False, False, None)
-        found = await judge_all(judge, [(a, p, None, spec) for a, p in gold])
+        found = await judge_all(judge, [(a, p, None, spec) for a, p in gold], round_trip)
         ev.gold_pairs = len(gold)
         ev.gold = {name: sum(name in kinds for kinds in found) / len(gold) for name in TARGETS}
         ev.gold_passed = sum(not kinds for kinds in found) / len(gold)

@@ -127,6 +127,11 @@ def load_training_data(directory: Path, config: str) -> tuple[Any, dict[str, lis
     return data, shards
 
 
+def row_count(data) -> int:
+    """Rows of a dataset, or of a dict of datasets (multi-dataset training)."""
+    return len(data) if not isinstance(data, dict) else sum(len(d) for d in data.values())
+
+
 def make_loss(name: str, model, guide_name: str):
     from sentence_transformers.sentence_transformer import losses
 
@@ -144,8 +149,7 @@ def fit(model, data, recipe: Recipe, guide: str | None = None) -> tuple[int, lis
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.sentence_transformer.training_args import BatchSamplers
 
-    rows = len(data) if not isinstance(data, dict) else sum(len(d) for d in data.values())
-    steps_per_epoch = max(1, rows // recipe.batch_size)
+    steps_per_epoch = max(1, row_count(data) // recipe.batch_size)
     with tempfile.TemporaryDirectory(prefix="pairstream-train-") as scratch:
         args = SentenceTransformerTrainingArguments(
             output_dir=scratch, num_train_epochs=recipe.epochs, max_steps=recipe.max_steps,
@@ -179,8 +183,7 @@ def train(directory: Path, out: Path, recipe: Recipe, eval_pairs: list[Pair] | N
     before = evaluate(model, eval_pairs, threshold) if eval_pairs else None
     steps, losses = fit(model, data, recipe)
     after = evaluate(model, eval_pairs, threshold) if eval_pairs else None
-    rows = len(data) if not isinstance(data, dict) else sum(len(d) for d in data.values())
-    outcome = Outcome(rows, steps, losses, before, after, round(time.monotonic() - started, 1), shards)
+    outcome = Outcome(row_count(data), steps, losses, before, after, round(time.monotonic() - started, 1), shards)
     save(model, out, directory, recipe, outcome)
     return outcome
 

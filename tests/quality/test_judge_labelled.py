@@ -13,7 +13,6 @@ import pytest
 
 from streams.quality.evaluation import evaluate, gold_paraphrases, load_labelled
 from streams.quality.judge import build_judge
-from streams.quality.mining import SentenceWindow
 from streams.settings import Settings
 from support.processes import ROOT, SHARED_DATA
 
@@ -25,9 +24,9 @@ GOLD = SHARED_DATA.parent / "stsb_train.tsv"
 def evaluation():
     async def run():
         judge = build_judge(Settings(quality="gate"))
-        judge.window = SentenceWindow(1, 1.0)  # round trip: each set's other anchors stand for the stream
-        try:
-            return await evaluate(judge, load_labelled(LABELLED, SHARED_DATA), gold_paraphrases(GOLD))
+        try:  # round trip: each set's other anchors stand for the stream
+            return await evaluate(judge, load_labelled(LABELLED, SHARED_DATA), gold_paraphrases(GOLD),
+                                  round_trip=True)
         finally:
             await judge.aclose()
     return asyncio.run(run())
