@@ -21,6 +21,7 @@ import re
 import signal
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -52,6 +53,11 @@ def anchor_of(request: dict[str, Any]) -> str:
     m = _ANCHOR.search(text)
     anchor = m.group(1) if m else text
     return anchor.split("\nNote:")[0].strip()
+
+
+def is_first_ask(request: dict[str, Any]) -> bool:
+    """A pairstream prompt's first attempt for its anchor: no correction note (a re-ask carries one)."""
+    return "\nNote:" not in request["messages"][-1]["content"]
 
 
 def echo_pair(request: dict[str, Any]) -> tuple[str, str]:
@@ -103,6 +109,7 @@ class FakeLLM(LoopbackServer):
         self.in_flight = 0  # holding a slot
         self.max_in_flight = 0
         self.received = 0
+        self.first_asks: Counter[str] = Counter()  # anchor -> first attempts received (more than 1: paid twice)
         self.waiting = 0  # queued for a slot
         self.served = 0
         self.rejected = 0  # 429 because the queue was full
@@ -129,8 +136,13 @@ class FakeLLM(LoopbackServer):
             return 0.0
         return self.latency_s * (self._rng.lognormvariate(0, self.sigma) if self.sigma else 1.0)
 
+    @property
+    def repeated_first_asks(self) -> int:
+        """First attempts for an anchor that had already been asked for: LLM work paid twice (redeliveries)."""
+        return sum(n - 1 for n in self.first_asks.values())
+
     def stats(self) -> dict[str, Any]:
-        return {"served": self.served, "rejected": self.rejected, "busy_s": self.busy_s, "slots": self.slots,
+        return {"repeated_first_asks": self.repeated_first_asks, "served": self.served, "rejected": self.rejected, "busy_s": self.busy_s, "slots": self.slots,
                 "in_flight": self.in_flight, "waiting": self.waiting, "max_in_flight": self.max_in_flight,
                 "uptime_s": time.monotonic() - self.started_at}
 
@@ -138,6 +150,8 @@ class FakeLLM(LoopbackServer):
         body = orjson.loads(await request.read())
         n = self.received  # arrival index, what `behaviour` scripts against
         self.received += 1
+        if is_first_ask(body):
+            self.first_asks[anchor_of(body)] += 1
         if self.keep_requests:
             self.requests.append(body)
             self.headers.append(dict(request.headers))

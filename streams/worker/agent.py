@@ -11,7 +11,9 @@ Delivery is at-least-once and nothing is skipped:
 - on shutdown and when partitions are revoked, in-flight anchors get
   `drain_timeout_s` to finish; the rest are cancelled and abandoned (never acked),
   so they are redelivered; an anchor from an earlier consumer-group generation is
-  never acked (its partition was re-read from the committed offset);
+  never acked (its partition was re-read from the committed offset); on a revoke
+  no new anchor is started, and what finished is committed before the partitions
+  change hands, so a graceful rebalance generates nothing twice;
 - there is no batch barrier: each anchor is its own task. The concurrency limit
   (`streams.generate.limits`) bounds LLM requests; the agent holds at most twice that many
   anchors, so one is always ready when a request finishes, and a produce that
@@ -159,14 +161,21 @@ class AnchorAgent:
         self._stopping = True
         self.begin_drain("shutdown")
 
-    def begin_drain(self, reason: str) -> None:
-        """Give in-flight anchors `drain_timeout_s` to finish (Faust waits for them), then abandon the rest.
+    def begin_drain(self, reason: str) -> asyncio.Future:
+        """Give in-flight anchors `drain_timeout_s` to finish, then abandon the rest; returns the drain.
 
-        Called on shutdown and when partitions are revoked: without a deadline a stalled LLM
-        would hold a rebalance, and with it the whole consumer group, for as long as it stalls.
+        Called on shutdown and when partitions are revoked (the consumer awaits the drain, then commits the
+        revoked partitions): without a deadline a stalled LLM would hold a rebalance, and with it the whole
+        consumer group, for as long as it stalls.
         """
+        if not self._stopping:
+            # Start nothing more of this generation: an anchor started now would run outside the drain's deadline
+            # and be generated again by the partition's next owner, which re-reads it from the offset committed at
+            # the revoke. Given up unstarted, it costs no LLM call.
+            self._abandoned_generation = self.app.consumer_generation_id
         if self._drain is None or self._drain.done():
             self._drain = asyncio.ensure_future(self._drain_within_deadline(reason))
+        return self._drain
 
     async def _drain_within_deadline(self, reason: str) -> None:
         started = time.monotonic()
@@ -180,10 +189,8 @@ class AnchorAgent:
             self._abandoning = True
         if self._tasks:
             n = self._cancel_in_flight()
-            if not self._stopping:
-                self._abandoned_generation = self.app.consumer_generation_id
-                if self._acker is not None:
-                    self._acker.forget_all()
+            if not self._stopping and self._acker is not None:
+                self._acker.forget_all()
             log.warning("%s: %d anchors still in flight after %.0fs; not committed, they will be redelivered",
                         reason, n, self.drain_timeout_s)
         elif in_flight:

@@ -16,6 +16,8 @@ pairstream needs four things their public APIs do not offer:
    exact message (`release()`, after the output is on the broker), and its head-gap
    check refuses to commit when the lowest ack is above the committed offset.
    `abandon()` lets a shutdown stop waiting for a message that will not be acked.
+   On a revoke it waits for the agent's drain and commits the revoked partitions' acks
+   before Faust forgets them (faust-streaming 0.15 drops them before its own commit).
 2. **A bounded fetch wait** (`fetch_max_wait_ms`; Faust hard-codes 1500 ms).
 3. **Read-only views** for metrics and readiness: the committed offset of a partition,
    and aiokafka's producer inside Faust's (to ask the broker for metadata).
@@ -87,8 +89,16 @@ class GatedConsumerMixin:
         return super().ack(message)
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
-        if self._pairstream_on_revoke is not None:
-            self._pairstream_on_revoke()  # before Faust waits for in-flight messages
+        if revoked and self._pairstream_on_revoke is not None:  # (a first join revokes nothing)
+            drained = self._pairstream_on_revoke()  # the agent's drain: in-flight anchors finish or are given up
+            if drained is not None:
+                await drained
+        # Faust's own handler forgets the revoked partitions' acks (`_acked`, `_committed_offset`) before the
+        # app's `wait_empty` commits, so every anchor acked since the last periodic commit was re-read by the
+        # partition's next owner and generated again. Commit them while they are still known and assigned.
+        # (A second call: `commit()` returns at once without committing when a periodic commit is running.)
+        for _ in range(2):
+            await self.commit(revoked)
         self._pairstream_released = {k for k in self._pairstream_released if k[0] not in revoked}
         await super().on_partitions_revoked(revoked)
 
