@@ -40,6 +40,9 @@ class Metrics:
         self.dead_letters = Counter(
             "pairstream_dead_letters", "Dead-letter records produced, by stage and error type.",
             ["stage", "error"], registry=r)
+        self.redeliveries_skipped = Counter(
+            "pairstream_redeliveries_skipped", "Redelivered anchors whose record the group had already produced "
+            "(its id seen on the output topics): acked without an LLM call.", registry=r)
         self.produce_retries = Counter(
             "pairstream_produce_retries", "Output records sent again after the broker did not take them within the "
             "producer's delivery timeout (an outage), by error type.", ["error"], registry=r)

@@ -184,6 +184,14 @@ class Settings(BaseSettings):
     commit_interval_s: float = Field(
         1.0, gt=0, description="How often finished anchors' offsets are committed; shorter means fewer "
         "re-processed anchors after a crash.")
+    skip_produced: bool = Field(
+        True, description="Follow the output topics (every partition, no consumer group) for the ids the group has "
+        "produced, and ack a redelivered anchor whose record is already out without asking the LLM again.")
+    produced_lookback: int = Field(
+        20_000, ge=0, description="At start-up, how many of the latest records of each output partition are read "
+        "for their ids before the first anchor is taken.")
+    produced_capacity: int = Field(
+        1_000_000, ge=1, description="Most produced ids a worker keeps (the oldest are forgotten first).")
     drain_timeout_s: float = Field(
         30.0, ge=0, description="On SIGTERM or when partitions are revoked, how long in-flight anchors may take to "
         "finish; the rest are not committed and are redelivered.")

@@ -23,7 +23,9 @@ Delivery is at-least-once and nothing is skipped:
 - a broker outage longer than the producer's delivery timeout (default 1200 s) does not
   turn triplets into dead letters: the record waits and is sent again when the broker is
   back (`streams.worker.delivery`), its anchor unacked and not generated again; only a
-  record the broker refuses for good becomes a dead letter.
+  record the broker refuses for good becomes a dead letter;
+- a redelivered anchor whose record the group already produced (its id seen on the output
+  topics, `streams.worker.produced`) is acked without an LLM call.
 """
 
 import asyncio
@@ -41,6 +43,7 @@ from streams.metrics import Metrics
 from streams.worker.delivery import BrokerWait, cause
 from streams.worker.faust_internals import gated
 from streams.worker.processor import AnchorProcessor, Outcome
+from streams.worker.produced import ProducedIds
 
 log = logging.getLogger("pairstream.agent")
 
@@ -96,9 +99,12 @@ class AnchorAgent:
     """The body of the Faust agent; `run(stream)` is what `@app.agent` calls."""
 
     def __init__(self, app, processor: AnchorProcessor, limit: ConcurrencyLimit, drain_timeout_s: float = 30.0,
-                 metrics: Metrics | None = None):
+                 metrics: Metrics | None = None, produced: ProducedIds | None = None,
+                 produced_timeout_s: float = 60.0):
         self.app = app
         self.processor = processor
+        self.produced = produced
+        self.produced_timeout_s = produced_timeout_s
         self.limit = limit
         self.drain_timeout_s = drain_timeout_s
         self.metrics = metrics or Metrics()
@@ -116,6 +122,8 @@ class AnchorAgent:
         stream = stream.noack()
         acker = self._acker = InOrderAcker(stream, gated(self.app.consumer).release,
                                            lambda: self.app.consumer_generation_id)
+        if self.produced is not None:  # know what the group produced before the first anchor is taken
+            await self.produced.ready(self.produced_timeout_s)
         try:
             async for event in stream.events():
                 await self._wait_for_room()
@@ -200,7 +208,12 @@ class AnchorAgent:
         msg = event.message
         try:
             outcome = await self.processor.process(msg.topic, msg.partition, msg.offset, msg.value)
-            await self._produce(outcome, msg)
+            if outcome.kind == "skipped":
+                self.metrics.redeliveries_skipped.inc()
+            else:
+                await self._produce(outcome, msg)
+                if self.produced is not None and outcome.key:
+                    self.produced.add(outcome.key.decode())
             await acker.done(ticket)
         except asyncio.CancelledError:
             raise  # not acked: redelivered after restart or rebalance

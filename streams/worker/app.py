@@ -23,6 +23,7 @@ from streams.settings import Settings
 from streams.worker import faust_internals, web
 from streams.worker.agent import AnchorAgent
 from streams.worker.processor import AnchorProcessor
+from streams.worker.produced import ProducedIds
 
 log = logging.getLogger("pairstream.app")
 
@@ -100,10 +101,15 @@ def create_app(settings: Settings) -> PairstreamApp:
     judge = build_judge(settings, metrics)  # None with PAIRSTREAM_QUALITY=off
     miner = build_miner(settings, judge) if judge is not None else None  # one index shared by all anchors in flight
     generator = Generator(llm, settings, limit=limit, metrics=metrics, judge=judge, miner=miner)
-    agent = AnchorAgent(app, AnchorProcessor(settings, generator), limit, settings.drain_timeout_s, metrics)
+    produced = ProducedIds(settings, [settings.triplets_topic, settings.dlq_topic], settings.produced_capacity,
+                           settings.produced_lookback) if settings.skip_produced else None
+    agent = AnchorAgent(app, AnchorProcessor(settings, generator, produced), limit, settings.drain_timeout_s, metrics,
+                        produced)
     app.agent(anchors, name="pairstream.generate")(agent.run)
     app.when_stopping(agent.begin_shutdown)
     app.when_shut_down(llm.aclose)
+    if produced is not None:
+        app.when_shut_down(produced.stop)
     if judge is not None:
         app.when_shut_down(judge.aclose)
     faust_internals.install_consumer(app, {settings.anchors_topic}, fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,

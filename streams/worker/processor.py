@@ -7,6 +7,7 @@ fatal rather than skipping the message.
 """
 
 import time
+from collections.abc import Container
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -20,7 +21,7 @@ from streams.settings import Settings
 class Outcome:
     """What to produce for one anchor: `topic` is the triplets or the dead-letter topic."""
 
-    kind: str  # "triplet" or "dead_letter"
+    kind: str  # "triplet", "dead_letter", or "skipped" (already produced: nothing to send)
     topic: str
     key: bytes | None
     value: bytes
@@ -35,9 +36,10 @@ def now_utc() -> datetime:
 
 
 class AnchorProcessor:
-    def __init__(self, settings: Settings, generator: Generator):
+    def __init__(self, settings: Settings, generator: Generator, produced: Container[str] | None = None):
         self.settings = settings
         self.generator = generator
+        self.produced = produced  # ids already on the output topics (`streams.worker.produced`)
 
     async def process(self, topic: str, partition: int, offset: int, raw: bytes | None) -> Outcome:
         started = time.perf_counter()
@@ -45,6 +47,8 @@ class AnchorProcessor:
         decoded = decode_anchor(raw, source, self.settings)
         if isinstance(decoded, DecodeFailure):
             return self.dead_letter(raw, source, decoded.id, decoded.stage, decoded.kind, decoded.message, 0)
+        if self.produced is not None and decoded.id in self.produced:
+            return Outcome("skipped", "", decoded.id.encode(), b"")  # a redelivery: its record is already out
         result = await self.generator.generate(decoded)
         if isinstance(result, GenerationFailure):
             return self.dead_letter(raw, source, decoded.id, result.stage, result.kind, result.message,

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from support.kafka import account, produce, read_raw
+from support.kafka import account, committed, produce, read_raw
 from support.processes import stsb_sentences
 from support.wait import wait_in_flight, wait_until
 from streams.bench.fake_llm import Reply
@@ -135,3 +135,36 @@ def test_a_graceful_join_and_leave_pay_no_llm_call_twice(broker, names, fake_llm
     assert len(llm.first_asks) == n
     assert llm.repeated_first_asks == 0, f"{llm.repeated_first_asks} anchors were generated twice"
     assert len(acc.triplets) == n  # nothing delivered twice either
+
+
+@pytest.mark.parametrize("skip", [True, False], ids=["skip-produced", "control-without-skip"])
+def test_a_redelivered_anchor_whose_record_is_out_costs_no_llm_call(broker, names, fake_llm, start_worker, skip):
+    """Every anchor is produced; then a new consumer group of the same app reads the anchors again from offset 0
+    (what a crash after the produce, a rebalance or an operator's reset does to some of them; ids come from the
+    anchors' source, not the group). Its worker reads the output topics' ids before its first anchor and acks
+    every redelivery without asking the LLM. The control, with the skip off, pays every call again."""
+    n = 60
+    llm = fake_llm()
+    produce(broker, names["anchors"], [s.encode() for s in stsb_sentences(n)])
+    env = dict(PAIRSTREAM_LLM_BASE_URL=llm.base_url, PAIRSTREAM_SKIP_PRODUCED=str(skip).lower())
+
+    def all_committed(group: str) -> bool:
+        return sum(committed(broker, group, names["anchors"]).values()) == n
+
+    first = start_worker(**env)
+    wait_until(lambda: all_committed(names["app_id"]), 90, "all committed")
+    assert first.stop(15) == 0
+    asked = llm.received
+
+    rewound = names["app_id"] + "-again"
+    again = start_worker(**env, PAIRSTREAM_APP_ID=rewound)
+    wait_until(lambda: all_committed(rewound), 90, "all redelivered and committed")
+    acc = account(broker, names, n)
+    assert not acc.lost
+    if skip:
+        assert llm.received == asked, f"{llm.received - asked} LLM requests for anchors already produced"
+        assert "produced ids: 60 known" in again.log
+        assert len(acc.triplets) == n  # nothing produced twice
+    else:
+        assert llm.received - asked == n
+        assert len(acc.triplets) == 2 * n and len({t["id"] for t in acc.triplets}) == n

@@ -127,3 +127,4 @@ def committed(broker: EmbeddedBroker, group: str, topic: str) -> dict[int, int]:
             await consumer.stop()
 
     return asyncio.run(run())
+
