@@ -96,7 +96,7 @@ class GatedConsumerMixin:
         # Faust's own handler forgets the revoked partitions' acks (`_acked`, `_committed_offset`) before the
         # app's `wait_empty` commits, so every anchor acked since the last periodic commit was re-read by the
         # partition's next owner and generated again. Commit them while they are still known and assigned.
-        # (A second call: `commit()` returns at once without committing when a periodic commit is running.)
+        # (Twice: while a periodic commit runs, `commit()` waits for it and returns without committing.)
         for _ in range(2):
             await self.commit(revoked)
         self._pairstream_released = {k for k in self._pairstream_released if k[0] not in revoked}

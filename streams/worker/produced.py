@@ -58,24 +58,31 @@ class ProducedIds:
         begins, ends = await consumer.beginning_offsets(tps), await consumer.end_offsets(tps)
         for tp in tps:
             consumer.seek(tp, max(begins[tp], ends[tp] - self.lookback))
-        self._behind = {tp: ends[tp] for tp in tps if ends[tp] > begins[tp]}
-        if not self._behind:
-            self.caught_up.set()
+        self._behind = dict(ends)
+        await self._mark_caught_up()
         self._task = asyncio.create_task(self._follow())
+
+    async def _mark_caught_up(self) -> None:
+        """Partitions whose read position reached their end offset at start-up are caught up (positions, not the
+        last record's offset: a lookback of 0, or offsets without a record, would never be reached)."""
+        assert self._consumer is not None
+        for tp, end in list(self._behind.items()):
+            if await self._consumer.position(tp) >= end:
+                del self._behind[tp]
+        if not self._behind and not self.caught_up.is_set():
+            log.info("produced ids: %d known from %s", len(self._ids), ", ".join(self.topics))
+            self.caught_up.set()
 
     async def _follow(self) -> None:
         assert self._consumer is not None
         while True:
             batches = await self._consumer.getmany(timeout_ms=500, max_records=5000)
-            for tp, records in batches.items():
+            for records in batches.values():
                 for record in records:
                     if record.key:
                         self.add(record.key.decode(errors="replace"))
-                if records and tp in self._behind and records[-1].offset + 1 >= self._behind[tp]:
-                    del self._behind[tp]
-            if not self._behind and not self.caught_up.is_set():
-                log.info("produced ids: %d known from %s", len(self._ids), ", ".join(self.topics))
-                self.caught_up.set()
+            if self._behind:
+                await self._mark_caught_up()
 
     async def ready(self, timeout_s: float) -> None:
         """Start and read the recent past; past `timeout_s`, or if the broker refuses, go on without (a warning)."""

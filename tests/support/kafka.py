@@ -127,4 +127,3 @@ def committed(broker: EmbeddedBroker, group: str, topic: str) -> dict[int, int]:
             await consumer.stop()
 
     return asyncio.run(run())
-
