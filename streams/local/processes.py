@@ -33,6 +33,7 @@ try:
     _prctl = ctypes.CDLL(None, use_errno=True).prctl
 except (OSError, AttributeError):  # pragma: no cover - not Linux
     _prctl = None
+_spawning = False  # spawn() is between its fork and handing the Popen over: no KeyboardInterrupt now
 STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})  # what signals_stop and Ctrl-C stop on
 
 
@@ -135,14 +136,15 @@ def spawn(cmd: Sequence[str], log_file: Path | None = None, *, env: dict[str, st
     The death signal is tied to the *thread* that forks, so it is only asked for from the main thread (a child
     started from another thread would be killed when that thread ends); children started elsewhere rely on their
     owner's stop(). In the main thread, Ctrl-C, SIGTERM and SIGHUP wait while the child starts, so that their
-    KeyboardInterrupt (`signals_stop`) cannot come between the fork and the caller holding the Popen: one that
-    came meanwhile stops the child, then goes on. This process keeps no handle on the log: the child has its own.
+    KeyboardInterrupt cannot come between the fork and the caller holding the Popen (`signals_stop` defers it;
+    with Ctrl-C's default handler, the child is stopped). This process keeps no handle on the log: the child has its own.
     """
+    global _spawning
     mask = preexec = None
     if _prctl is not None and threading.current_thread() is threading.main_thread():
         mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)  # the child sets it back before exec
         preexec = die_with_parent(death_signal, mask)
-    proc = None
+    proc, _spawning = None, True
     try:  # preexec_fn despite threads: it only makes system calls (prctl, getppid, sigprocmask), takes no lock
         out = open_log(log_file) if log_file is not None else subprocess.DEVNULL
         try:
@@ -152,38 +154,76 @@ def spawn(cmd: Sequence[str], log_file: Path | None = None, *, env: dict[str, st
             if log_file is not None:
                 os.close(out)
     finally:
-        if mask is not None:
-            try:
-                signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a signal that came meanwhile is handled here
-            except BaseException:
-                stop_process(proc, timeout=5)
-                raise
+        try:
+            if mask is not None:
+                try:
+                    signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a signal that came meanwhile is handled here
+                except BaseException:  # Ctrl-C's default handler, outside `signals_stop`
+                    stop_process(proc, timeout=5)
+                    raise
+        finally:
+            _spawning = False
     return proc
+
+
+def _unsafe_to_interrupt(frame) -> bool:
+    """Whether a KeyboardInterrupt raised at `frame` could leave this process broken: inside `spawn` (a child
+    nobody holds), inside an import (a half-run module), or in code compiled from a string, as dataclasses and
+    namedtuples make while their module is imported. CPython 3.11 marks a KeyboardInterrupt that leaves such
+    code as unhandled even when a caller catches it, and then ends the process by SIGINT: `broker`, stopped
+    cleanly by a SIGTERM that came during `import httpcore`, exited -2 instead of 0."""
+    if _spawning:
+        return True
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if name == "<string>" or name.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
 
 
 @contextmanager
 def signals_stop(*signals: int) -> Iterator[None]:
-    """Within the block, `signals` (default SIGTERM and SIGHUP) raise KeyboardInterrupt in the main thread, as
-    Ctrl-C does, so that the code in the block stops its children on its way out; another such signal during that
-    clean-up is ignored. The previous handlers come back after the block. Outside the main thread: no change."""
-    signals = signals or (signal.SIGTERM, signal.SIGHUP)
+    """Within the block, `signals` (default SIGINT, SIGTERM and SIGHUP) raise KeyboardInterrupt in the main
+    thread, as Ctrl-C does, so that the code in the block stops its children on its way out; another such signal
+    during that clean-up is ignored. A signal that comes where raising is unsafe (`_unsafe_to_interrupt`) is sent
+    again 20 ms later, until it lands in the block's own code (for at most a second: then it raises wherever it
+    lands); one still waiting when the block ends raises there.
+    The previous handlers come back after the block. Outside the main thread: no change."""
+    signals = signals or (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     interrupted = False
+    deferred: int | None = None
+    active, deferrals = True, 0
+
+    def again(signum: int) -> None:
+        if active:
+            os.kill(os.getpid(), signum)
 
     def handler(signum, frame) -> None:
-        nonlocal interrupted
-        if not interrupted:
-            interrupted = True
-            raise KeyboardInterrupt(signal.Signals(signum).name)
+        nonlocal interrupted, deferred, deferrals
+        if interrupted:
+            return
+        if deferrals < 50 and _unsafe_to_interrupt(frame):
+            deferred, deferrals = signum, deferrals + 1
+            timer = threading.Timer(0.02, again, (signum,))
+            timer.daemon = True
+            timer.start()
+            return
+        interrupted = True
+        raise KeyboardInterrupt(signal.Signals(signum).name)
 
     previous = {sig: signal.signal(sig, handler) for sig in signals}
     try:
         yield
     finally:
+        active = False
         for sig, old in previous.items():
             signal.signal(sig, old)
+    if deferred is not None and not interrupted:
+        raise KeyboardInterrupt(signal.Signals(deferred).name)
 
 
 def worker_env(broker_url: str, llm_url: str, **overrides: str) -> dict[str, str]:

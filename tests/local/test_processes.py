@@ -173,6 +173,32 @@ def test_the_model_servers_log_is_closed_too(tmp_path, monkeypatch):
     assert [str(w.message) for w in seen if issubclass(w.category, ResourceWarning)] == []
 
 
+STOPPED_DURING_EXEC = """
+import os, signal, sys, time
+from streams.local.processes import signals_stop
+try:
+    with signals_stop():
+        # what a dataclass does while its module is imported: code compiled from a string; the signal lands in it
+        exec("os.kill(os.getpid(), signal.SIG{sig}); [None for _ in range(100000)]")
+        time.sleep(5)
+        sys.exit(3)  # the signal was lost
+except KeyboardInterrupt as exc:
+    print("stopped by", exc)
+"""
+
+
+@pytest.mark.parametrize("sig", ["TERM", "HUP", "INT"])
+def test_a_signal_inside_code_compiled_from_a_string_still_exits_cleanly(tmp_path, sig):
+    """CPython 3.11 marks a KeyboardInterrupt that leaves exec'd code as unhandled, even when the caller catches
+    it, and ends the process by SIGINT: before the deferral, this exited -2 (CI: `broker` stopped during
+    `import httpcore`). Now the interrupt is raised once the exec'd code is left."""
+    script = tmp_path / "stopped.py"  # a file: `python -c` code is compiled from a string itself
+    script.write_text(STOPPED_DURING_EXEC.format(sig=sig))
+    done = subprocess.run([sys.executable, str(script)], cwd=ROOT, env=clean_env(), capture_output=True, text=True,
+                          timeout=30)
+    assert (done.returncode, done.stdout.strip()) == (0, f"stopped by SIG{sig}"), done.stderr
+
+
 # -- pairstream broker and demo -------------------------------------------------------------------------
 
 @pytest.mark.integration
