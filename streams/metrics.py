@@ -71,6 +71,10 @@ class Metrics:
         self.mined_negatives = Histogram(
             "pairstream_mined_negatives", "Negatives mined from the stream per delivered record (0 while the index "
             "warms up or when no sentence passes the rules).", buckets=MINED_BUCKETS, registry=r)
+        self.mining_feed = Counter(
+            "pairstream_mining_feed", "Records of the mining topic (the group's sentences with their vectors): "
+            "`sent` (this worker's), `received` (into the index), `refused` (another embedder, too old, or not a "
+            "mining record), `failed` (not sent).", ["event"], registry=r)
         self.embedding_batches = Counter(
             "pairstream_embedding_batches", "Embedding backend calls (micro-batches of the anchors in flight).",
             registry=r)

@@ -122,6 +122,13 @@ class Settings(BaseSettings):
         10_000, ge=1, description="Most sentences (anchors and positives of recent records) the mining index keeps.")
     mining_max_age_s: float = Field(
         3600.0, gt=0, description="Sentences older than this leave the mining index.")
+    mining_shared: bool = Field(
+        True, description="Mine from the whole consumer group's recent sentences: share this worker's (with int8 "
+        "vectors) on PAIRSTREAM_MINING_TOPIC and follow every worker's there (every partition, no group), the "
+        "topic's recent past read at start-up; false: each worker mines only from what it delivered.")
+    mining_topic: str = Field(
+        "", description="Topic of the group's mining sentences (anchor and positive of each record with their "
+        "vectors; `schemas/mining.py`). Empty: the triplets topic's name + `-mining`.")
     mining_negative_ratio: float = Field(
         0.95, gt=0, le=1, description="A mined negative must stay below this share of the positive's similarity "
         "to the anchor (positive-aware, sign-safe); lower keeps fewer near-paraphrases (false negatives).")
@@ -247,6 +254,21 @@ class Settings(BaseSettings):
     @property
     def bootstrap_servers(self) -> list[str]:
         return bootstrap_servers(self.broker)
+
+    @property
+    def mining_topic_name(self) -> str:
+        return self.mining_topic or f"{self.triplets_topic}-mining"
+
+    @property
+    def mines_from_group(self) -> bool:
+        """Whether the workers share and follow the mining topic (needs the quality embeddings and mining on)."""
+        return self.quality != "off" and self.mined_negatives > 0 and self.mining_shared
+
+    @property
+    def worker_topics(self) -> list[str]:
+        """The topics a worker reads and writes, created before it starts."""
+        return [self.anchors_topic, self.triplets_topic, self.dlq_topic] + (
+            [self.mining_topic_name] if self.mines_from_group else [])
 
 
 def bootstrap_servers(broker: str) -> list[str]:

@@ -126,7 +126,7 @@ class Bench:
             (self.workdir / "broker.log").unlink(missing_ok=True)
             broker = EmbeddedBroker(log_file=self.workdir / "broker.log").start()
             settings = Settings(broker=broker.url, topic_partitions=c.partitions, broker_session_timeout_s=4)
-            await ensure_topics(settings, [settings.anchors_topic, settings.triplets_topic, settings.dlq_topic])
+            await ensure_topics(settings, settings.worker_topics)
             backend, llm_base = self.start_backend()
             self.log(f"backend    {c.slots} slots, median {c.latency_ms:g} ms, sigma {c.sigma:g}"
                      f" -> capacity {c.capacity:.1f} req/s (slots / mean latency {c.mean_latency_s * 1000:.0f} ms)")

@@ -92,7 +92,7 @@ class ScaleRun(Bench):
         try:
             broker = EmbeddedBroker(log_file=self.workdir / "broker.log").start()
             settings = Settings(broker=broker.url, topic_partitions=c.partitions, broker_session_timeout_s=4)
-            await ensure_topics(settings, [settings.anchors_topic, settings.triplets_topic, settings.dlq_topic])
+            await ensure_topics(settings, settings.worker_topics)
             backend, llm_base = self.start_backend()
             workers = [self.spawn(broker, llm_base, i) for i in range(n)]
             for w in workers:

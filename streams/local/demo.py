@@ -156,8 +156,7 @@ def _run(settings: Settings, records: list[tuple[bytes | None, bytes]], *, out_d
         run_settings = Settings(broker=broker.url, llm_base_url=llm_url, broker_session_timeout_s=4,
                                 anchors_topic=settings.anchors_topic, triplets_topic=settings.triplets_topic,
                                 dlq_topic=settings.dlq_topic, app_id=settings.app_id)
-        asyncio.run(ensure_topics(run_settings, [run_settings.anchors_topic, run_settings.triplets_topic,
-                                                 run_settings.dlq_topic]))
+        asyncio.run(ensure_topics(run_settings, run_settings.worker_topics))
         worker = start_worker(env, logs / "worker.log")
         started = time.monotonic()
         port = int(env["PAIRSTREAM_WEB_PORT"])

@@ -3,8 +3,9 @@ yet safely further from it than its positive.
 
 Sentence-transformers' `mine_hard_negatives` and NV-Retriever do this offline over a finished
 corpus; here the corpus is the stream's recent past. The index is a window of the anchors and
-positives of the last records this worker delivered (bounded by count and age), with the unit
-vectors the quality gate already computed, so mining embeds nothing. Search is exact: a window
+positives of the last records the consumer group delivered (bounded by count and age): this
+worker's, with the unit vectors its quality gate already computed, and the other workers', with
+the vectors they shared (`streams.worker.mining_feed`), so mining embeds nothing. Search is exact: a window
 of 10,000 sentences is one 10,000 x 384 matrix-vector product (about 0.3 ms on one core), where
 an ANN index would pay only at a hundred times that size and makes eviction by age awkward.
 
@@ -72,14 +73,16 @@ class SentenceWindow:
         """Sentences in the window that are not too old."""
         return int(np.count_nonzero(self.added_at[:self.filled] >= self.clock() - self.max_age_s))
 
-    def add(self, record_id: str, texts: list[str], vectors: np.ndarray) -> None:
-        now = self.clock()
+    def add(self, record_id: str, texts: list[str], vectors: np.ndarray, age_s: float = 0.0) -> None:
+        """`age_s`: how long ago the sentences were delivered (read back from the mining topic at start-up)."""
+        now = self.clock() - age_s
         if self.vectors is None:
             self.vectors = np.zeros((self.capacity, vectors.shape[1]), dtype=np.float32)
         for text, vector in zip(texts, vectors):
             key = plain_text(text)
             if key in self.slot_of:
-                self.added_at[self.slot_of[key]] = now
+                slot = self.slot_of[key]
+                self.added_at[slot] = max(self.added_at[slot], now)
                 continue
             slot = self.next
             if self.keys[slot] is not None:
@@ -130,9 +133,11 @@ class StreamMiner:
     CPU each here against 1.1 ms alone, the window being read from memory once.
     """
 
-    def __init__(self, window: SentenceWindow, rules: MiningRules):
+    def __init__(self, window: SentenceWindow, rules: MiningRules,
+                 share: Callable[[str, list[str], np.ndarray], None] | None = None):
         self.window = window
         self.rules = rules
+        self.share = share  # also hands each record's sentences to the group (`streams.worker.mining_feed`)
         self._waiting: list[tuple[tuple, asyncio.Future]] = []
         self.searches = 0  # matrix products made, for tests
 
@@ -167,8 +172,11 @@ class StreamMiner:
         return picked
 
     def remember(self, record_id: str, anchor: str, positive: str, vectors: np.ndarray) -> None:
-        """The record's anchor and positive become candidates for the records after it."""
+        """The record's anchor and positive become candidates for the records after it, here and (`share`) in
+        every worker of the group."""
         self.window.add(record_id, [anchor, positive], vectors[:2])
+        if self.share is not None:
+            self.share(record_id, [anchor, positive], vectors[:2])
 
     async def __call__(self, record_id: str, anchor: str, positive: str, negative: str | None,
                        vectors: np.ndarray) -> list[dict]:

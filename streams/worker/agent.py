@@ -42,6 +42,7 @@ from streams.generate.limits import ConcurrencyLimit
 from streams.metrics import Metrics
 from streams.worker.delivery import BrokerWait, cause
 from streams.worker.faust_internals import gated
+from streams.worker.follower import TopicFollower
 from streams.worker.processor import AnchorProcessor, Outcome
 from streams.worker.produced import ProducedIds
 
@@ -100,11 +101,12 @@ class AnchorAgent:
 
     def __init__(self, app, processor: AnchorProcessor, limit: ConcurrencyLimit, drain_timeout_s: float = 30.0,
                  metrics: Metrics | None = None, produced: ProducedIds | None = None,
-                 produced_timeout_s: float = 60.0):
+                 follower: TopicFollower | None = None, follower_timeout_s: float = 60.0):
         self.app = app
         self.processor = processor
         self.produced = produced
-        self.produced_timeout_s = produced_timeout_s
+        self.follower = follower  # what the group wrote (ids, mining sentences), read before the first anchor
+        self.follower_timeout_s = follower_timeout_s
         self.limit = limit
         self.drain_timeout_s = drain_timeout_s
         self.metrics = metrics or Metrics()
@@ -122,8 +124,8 @@ class AnchorAgent:
         stream = stream.noack()
         acker = self._acker = InOrderAcker(stream, gated(self.app.consumer).release,
                                            lambda: self.app.consumer_generation_id)
-        if self.produced is not None:  # know what the group produced before the first anchor is taken
-            await self.produced.ready(self.produced_timeout_s)
+        if self.follower is not None:  # know what the group produced before the first anchor is taken
+            await self.follower.ready(self.follower_timeout_s)
         try:
             async for event in stream.events():
                 await self._wait_for_room()

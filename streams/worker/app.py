@@ -22,6 +22,8 @@ from streams.quality.judge import build_judge, build_miner
 from streams.settings import Settings
 from streams.worker import faust_internals, web
 from streams.worker.agent import AnchorAgent
+from streams.worker.follower import TopicFollower
+from streams.worker.mining_feed import MiningFeed
 from streams.worker.processor import AnchorProcessor
 from streams.worker.produced import ProducedIds
 
@@ -101,15 +103,20 @@ def create_app(settings: Settings) -> PairstreamApp:
     judge = build_judge(settings, metrics)  # None with PAIRSTREAM_QUALITY=off
     miner = build_miner(settings, judge) if judge is not None else None  # one index shared by all anchors in flight
     generator = Generator(llm, settings, limit=limit, metrics=metrics, judge=judge, miner=miner)
-    produced = ProducedIds(settings, [settings.triplets_topic, settings.dlq_topic], settings.produced_capacity,
-                           settings.produced_lookback) if settings.skip_produced else None
+    follower = TopicFollower(settings)  # what every worker of the group wrote, read by this one
+    produced = ProducedIds(settings.produced_capacity).follow(
+        follower, [settings.triplets_topic, settings.dlq_topic], settings.produced_lookback) \
+        if settings.skip_produced else None
+    if miner is not None and settings.mines_from_group:
+        feed = MiningFeed(settings, miner.window, judge.embedder.name, metrics).follow(follower)
+        miner.share = feed.share
+        app.when_shut_down(feed.stop)
     agent = AnchorAgent(app, AnchorProcessor(settings, generator, produced), limit, settings.drain_timeout_s, metrics,
-                        produced)
+                        produced, follower if follower.following else None)
     app.agent(anchors, name="pairstream.generate")(agent.run)
     app.when_stopping(agent.begin_shutdown)
     app.when_shut_down(llm.aclose)
-    if produced is not None:
-        app.when_shut_down(produced.stop)
+    app.when_shut_down(follower.stop)
     if judge is not None:
         app.when_shut_down(judge.aclose)
     faust_internals.install_consumer(app, {settings.anchors_topic}, fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,

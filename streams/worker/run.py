@@ -21,7 +21,7 @@ def run_worker(settings: Settings) -> None:
 
     configure_logging(settings.log_level, settings.log_format)
     try:
-        asyncio.run(ensure_topics(settings, [settings.anchors_topic, settings.triplets_topic, settings.dlq_topic]))
+        asyncio.run(ensure_topics(settings, settings.worker_topics))
     except TopicCreationError as exc:
         raise WorkerStartError(str(exc)) from exc
     except Exception as exc:

@@ -1,0 +1,123 @@
+"""What the whole consumer group has written, read by each worker: every partition of a few topics, from their
+recent past on.
+
+Two things follow the group's output (`streams.worker.produced`: the ids already produced, so a redelivery costs
+no LLM call; `streams.worker.mining_feed`: the sentences every worker delivered, so each mines from all of them).
+Both need every partition, not the share the worker is assigned, so this is a plain aiokafka consumer that joins
+no group (neither the workers' nor the sink's) and commits nothing. Before the agent takes its first anchor it reads
+the last `lookback` records of each partition, so a restarted worker starts knowing what its predecessors did; after
+that it follows new records as they come. One consumer for all the topics: one connection and one fetch loop.
+"""
+
+import asyncio
+import logging
+import math
+from typing import Callable
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import ConsumerRecord
+
+from streams.kafka import aiokafka_kwargs
+from streams.settings import Settings
+
+log = logging.getLogger("pairstream.follower")
+Handler = Callable[[ConsumerRecord], None]
+
+
+class TopicFollower:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._topics: dict[str, tuple[int, bool, Handler]] = {}  # topic -> (lookback, per partition?, handler)
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task | None = None
+        self._behind: dict[TopicPartition, int] = {}  # partition -> end offset still to be read at start-up
+        self.caught_up = asyncio.Event()
+        self.refused = 0  # records a handler raised on (skipped, logged)
+
+    @property
+    def following(self) -> bool:
+        return bool(self._topics)
+
+    def follow(self, topic: str, lookback: int, handle: Handler, *, per_partition: bool = True) -> None:
+        """Hand every record of `topic` to `handle`, starting `lookback` records back: in each partition, or
+        (per_partition=False) in all of them together, shared evenly."""
+        self._topics[topic] = (lookback, per_partition, handle)
+
+    async def start(self) -> None:
+        consumer = AIOKafkaConsumer(**aiokafka_kwargs(self.settings), group_id=None, enable_auto_commit=False)
+        try:
+            await consumer.start()
+        except BaseException:  # refused, or `ready`'s timeout: nothing left open
+            await consumer.stop()
+            raise
+        self._consumer = consumer
+        await consumer.topics()  # metadata of every topic, so their partitions are known
+        tps = [TopicPartition(t, p) for t in self._topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+        consumer.assign(tps)
+        begins, ends = await consumer.beginning_offsets(tps), await consumer.end_offsets(tps)
+        for tp in tps:
+            lookback, per_partition, _ = self._topics[tp.topic]
+            if not per_partition:
+                lookback = math.ceil(lookback / sum(1 for other in tps if other.topic == tp.topic))
+            consumer.seek(tp, max(begins[tp], ends[tp] - lookback))
+        self._behind = dict(ends)
+        await self._mark_caught_up()
+        self._task = asyncio.create_task(self._follow())
+
+    async def _mark_caught_up(self, fetched: frozenset = frozenset()) -> None:
+        """A partition is caught up once its read position reached its end offset at start-up (positions, not the
+        last record's offset: a lookback of 0, or offsets without a record, would never be reached) and the last
+        fetch brought nothing more from it. The second condition is for Tansu 0.6, whose end offset of a
+        partition is one past its last *batch*'s first offset: short of the true end when batches hold several
+        records (and a seek back from it then reads further back than `lookback`: more, never less)."""
+        assert self._consumer is not None
+        for tp, end in list(self._behind.items()):
+            if tp not in fetched and await self._consumer.position(tp) >= end:
+                del self._behind[tp]
+        if not self._behind and not self.caught_up.is_set():
+            log.info("caught up with %s", ", ".join(self._topics))
+            self.caught_up.set()
+
+    async def _follow(self) -> None:
+        assert self._consumer is not None
+        while True:
+            try:
+                batches = await self._consumer.getmany(timeout_ms=500, max_records=5000)
+                for tp, records in batches.items():
+                    handle = self._topics[tp.topic][2]
+                    for record in records:
+                        self._hand(handle, record)
+                if self._behind:
+                    await self._mark_caught_up(frozenset(tp for tp, records in batches.items() if records))
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the broker away, say: aiokafka reconnects; keep following, never die silently
+                log.warning("following %s failed; retrying in 1 s", ", ".join(self._topics), exc_info=True)
+                await asyncio.sleep(1.0)
+
+    def _hand(self, handle: Handler, record: ConsumerRecord) -> None:
+        try:
+            handle(record)
+        except Exception as exc:  # one bad record is skipped, not the rest of the topic
+            self.refused += 1
+            log.debug("%s[%d]@%d skipped: %s", record.topic, record.partition, record.offset, exc)
+
+    async def ready(self, timeout_s: float) -> None:
+        """Start and read the recent past; past `timeout_s`, or if the broker refuses, go on without (a warning)."""
+        try:
+            await asyncio.wait_for(self._start_and_catch_up(), timeout_s)
+        except Exception as exc:  # never block the worker: without the past, it only knows less
+            log.warning("%s not read within %.0fs (%s): redelivered anchors may be generated again, and mining "
+                        "starts from fewer sentences", ", ".join(self._topics), timeout_s, type(exc).__name__)
+
+    async def _start_and_catch_up(self) -> None:
+        if self._consumer is None:
+            await self.start()
+        await self.caught_up.wait()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._consumer is not None:
+            await self._consumer.stop()
