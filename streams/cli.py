@@ -279,9 +279,10 @@ def demo(anchors_file: Path | None, limit: int | None, out_dir: Path, timeout: f
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also sweep the concurrency (--sweep) and draw throughput against it to this PNG.")
 @click.option("--sweep", default="1,2,4,8,16,32,48,64", show_default=True, help="Concurrency values for --plot.")
-@click.option("--compare", type=click.Choice(["quality", "mining"]), default=None,
+@click.option("--compare", type=click.Choice(["quality", "mining", "embedder"]), default=None,
               help="Run twice, without and with quality scoring (flag), or with scoring and without and with "
-                   "in-stream mining (window --mining-window), and print both with the cost.")
+                   "in-stream mining (window --mining-window), and print both with the cost; `embedder`: gate "
+                   "off, on in the worker, on through a remote /v1/embeddings (where to move the gate out).")
 @click.option("--workers", default=None, metavar="N[,N...]",
               help="Scale out: N workers in one group against N x --slots (1 is always run, as the baseline): "
                    "rate, ratio to N x one worker, rebalance pauses when one joins and leaves, CPU per worker.")

@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 # Fields that are not command-line options (set by code: sweeps, tests).
-INTERNAL_FIELDS = ("partitions", "timeout_s", "worker_env", "unique_anchors")
+INTERNAL_FIELDS = ("partitions", "timeout_s", "worker_env", "unique_anchors", "remote_embeddings")
 
 
 class BenchConfig(BaseModel):
@@ -47,6 +47,7 @@ class BenchConfig(BaseModel):
     timeout_s: float = 900.0
     worker_env: dict[str, str] = Field(default_factory=dict)
     unique_anchors: bool = False  # distinct texts past the sentence file's end (a mining window can fill)
+    remote_embeddings: bool = False  # the gate embeds through the fake backend's /v1/embeddings (costs it nothing)
 
     @field_validator("concurrency")
     @classmethod

@@ -143,7 +143,8 @@ class FakeLLM(LoopbackServer):
 
     def stats(self) -> dict[str, Any]:
         return {"served": self.served, "rejected": self.rejected, "busy_s": self.busy_s, "slots": self.slots,
-                "repeated_first_asks": self.repeated_first_asks, "in_flight": self.in_flight, "waiting": self.waiting, "max_in_flight": self.max_in_flight,
+                "repeated_first_asks": self.repeated_first_asks, "in_flight": self.in_flight, "waiting": self.waiting,
+                "max_in_flight": self.max_in_flight,
                 "uptime_s": time.monotonic() - self.started_at}
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:

@@ -65,6 +65,8 @@ class Deliveries:
         self.at: dict[str, float] = {}
         self.worker_ms: dict[str, float] = {}  # the triplet's own latency_ms: inside the worker, LLM included
         self.mined: dict[str, int] = {}  # mined negatives of each triplet
+        self.mined_scores: dict[str, list[float]] = {}  # their cosines with the anchor
+        self.anchors: dict[str, str] = {}  # each triplet's anchor text
         self.dead_letters = 0
         self.duplicates = 0
         self.changed = asyncio.Event()
@@ -78,7 +80,10 @@ class Deliveries:
         if not is_dead_letter:
             record = orjson.loads(value)
             self.worker_ms[rid] = record["latency_ms"]
-            self.mined[rid] = len(record.get("mined_negatives") or ())
+            mined = record.get("mined_negatives") or ()
+            self.mined[rid] = len(mined)
+            self.mined_scores[rid] = [m["score"] for m in mined]
+            self.anchors[rid] = record["anchor"]
         self.dead_letters += is_dead_letter
         self.changed.set()
 

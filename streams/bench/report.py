@@ -86,13 +86,15 @@ def format_result(r: BenchResult) -> str:
 
 
 def format_comparison(runs: list[tuple[str, BenchResult]]) -> str:
-    """Both runs in full, then what the second one costs against the first."""
-    (label_a, a), (label_b, b) = runs
-    cost = b.records_per_s / a.records_per_s if a.records_per_s else float("nan")
-    lines = [label_a, format_result(a), "", label_b, format_result(b), ""]
-    lines.append(f"cost               throughput {b.records_per_s:.1f} vs {a.records_per_s:.1f} records/s: ratio "
-                 f"{cost:.3f}; worker CPU {b.worker_cpu_s_per_1000:.2f} vs {a.worker_cpu_s_per_1000:.2f} s per 1000 "
-                 f"records; peak RSS {b.worker_peak_rss_mb:.0f} vs {a.worker_peak_rss_mb:.0f} MB")
+    """Every run in full, then what each one after the first costs against the first."""
+    label_a, a = runs[0]
+    lines = [part for label, r in runs for part in (label, format_result(r), "")]
+    for label_b, b in runs[1:]:
+        cost = b.records_per_s / a.records_per_s if a.records_per_s else float("nan")
+        lines.append(f"cost               {label_b}: throughput {b.records_per_s:.1f} vs {a.records_per_s:.1f} "
+                     f"records/s: ratio {cost:.3f}; worker CPU {b.worker_cpu_s_per_1000:.2f} vs "
+                     f"{a.worker_cpu_s_per_1000:.2f} s per 1000 records; peak RSS {b.worker_peak_rss_mb:.0f} vs "
+                     f"{a.worker_peak_rss_mb:.0f} MB")
     return "\n".join(lines)
 
 

@@ -114,6 +114,8 @@ class Bench:
                          PAIRSTREAM_BROKER_SESSION_TIMEOUT_S="4",
                          PAIRSTREAM_TOPIC_PARTITIONS=str(self.config.partitions),
                          PAIRSTREAM_QUALITY=self.config.quality, **self.config.worker_env)
+        if self.config.remote_embeddings:  # an embedding server of no cost: the worker's own ceiling with the gate
+            env["PAIRSTREAM_EMBEDDINGS_BASE_URL"] = f"{llm_base}/v1"
         log_file = self.workdir / f"{name}.log"
         log_file.unlink(missing_ok=True)
         return start_worker(env, log_file)
@@ -254,11 +256,18 @@ def run_comparison(config: BenchConfig, what: str, workdir: Path, log: Log = pri
     - `quality`: scoring off, then on (`flag`: every record embedded and judged, nothing re-asked, so the
       difference is the gate itself, not re-asks the fake backend's canned pairs would cause);
     - `mining`: both runs score (`flag`), the second also mines 3 negatives per record from a window of
-      `mining_window` sentences; the warm-up (distinct texts) fills the window before the saturation phase.
+      `mining_window` sentences; the warm-up (distinct texts) fills the window before the saturation phase;
+    - `embedder`: scoring off, then on (`flag`, mining on) with all-MiniLM-L6-v2 in the worker, then on with a
+      remote `/v1/embeddings` (the fake backend's: deterministic vectors at no cost, like a GPU server far
+      from saturation): where the in-process gate's CPU caps a worker, and what moving it out gives back.
     """
     if what == "quality":
         runs = [("quality off", {"quality": "off"}),
                 ("quality on (flag: every record embedded and judged)", {"quality": "flag"})]
+    elif what == "embedder":
+        runs = [("gate off", {"quality": "off"}),
+                ("gate on, all-MiniLM-L6-v2 in the worker (ONNX Runtime, CPU)", {"quality": "flag"}),
+                ("gate on, a remote /v1/embeddings server", {"quality": "flag", "remote_embeddings": True})]
     else:
         fill = {"quality": "flag", "unique_anchors": True, "warmup": max(config.warmup, config.mining_window // 2 + 100)}
         env = {**config.worker_env, "PAIRSTREAM_MINING_WINDOW": str(config.mining_window)}

@@ -7,16 +7,27 @@ workers of `--concurrency` each, all ready; a warm-up; then a backlog of N x
 middle 90% of deliveries, with each worker's CPU over the phase. Then, while another
 backlog flows, one more worker joins and, later, one leaves (SIGTERM: it finishes its
 anchors in flight and leaves the group). A rebalance's cost is the longest pause in
-deliveries after the event; the steady flow's longest pause is printed beside it.
+deliveries after the event (the steady flow's longest pause is printed beside it) and
+the LLM calls it made twice: first attempts the backend saw for an anchor it had
+already been asked for (anchors are distinct texts, `unique_anchors`). With the quality
+embeddings on (`--quality flag`), the negatives mined per record of the backlog and
+their median score show whether N workers mine as one does (the group-wide window):
+on the same stream, that is over the anchors both runs had in their backlogs. Anchors
+are distinct texts taken in the same order in every run, so an anchor stands at the
+same place in the stream for every N, with the same sentences before it; one worker
+mines from all of them, and so does each of N workers if the window is the group's.
 """
 
 import asyncio
 import os
+import statistics
 import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import httpx
 
 from streams.bench.config import BenchConfig
 from streams.bench.load import Load
@@ -39,6 +50,14 @@ class ScalePoint:
     leave_pause_s: float
     dead_letters: int = 0
     duplicates: int = 0
+    duplicate_calls_join: int | None = None  # LLM first attempts paid twice between the join and the leave
+    duplicate_calls_leave: int | None = None  # ... after the leave
+    # over the backlog's anchors that one worker's run had in its backlog too (None with the quality embeddings off)
+    mined_per_record: float | None = None
+    mined_median_score: float | None = None
+    single_mined_per_record: float | None = None  # one worker's, over the same anchors
+    single_mined_median_score: float | None = None
+    mined_by_anchor: dict[str, list[float]] = field(default_factory=dict)  # the backlog's, for `compare_mining`
     notes: list[str] = field(default_factory=list)
     ratio_to_n_single: float | None = None  # rate / (N x one worker's rate), filled in by `run_scale`
 
@@ -70,7 +89,7 @@ def longest_pause(times: list[float], start: float, end: float) -> float:
 
 class ScaleRun(Bench):
     def __init__(self, config: BenchConfig, n: int, workdir: Path, log: Log):
-        super().__init__(config.model_copy(update={"slots": config.slots * n}), workdir, log)
+        super().__init__(config.model_copy(update={"slots": config.slots * n, "unique_anchors": True}), workdir, log)
         self.per_worker = config
         self.n = n
         self.ports: dict[int, int] = {}
@@ -136,14 +155,20 @@ class ScaleRun(Bench):
         await load.publish(flow)
         await asyncio.sleep(5)
         t_join = time.monotonic()
+        paid_twice = [await repeated_first_asks(llm_base)]
         joiner = self.spawn(broker, llm_base, n)
         workers.append(joiner)
         await asyncio.to_thread(self.ready, joiner)
         await asyncio.sleep(5)
         t_leave = time.monotonic()
+        paid_twice.append(await repeated_first_asks(llm_base))
         leaver = workers.pop(0)
         await stop_without_blocking(leaver, timeout=30)  # deliveries go on being timed while it leaves
         await deliveries.wait_for([rid for rid, _ in flow], c.timeout_s)
+        await asyncio.sleep(2)  # a redelivery after the flow's last record would come now
+        paid_twice.append(await repeated_first_asks(llm_base))
+        mined_by_anchor = {deliveries.anchors[rid]: deliveries.mined_scores[rid] for rid, _ in batch
+                           if rid in deliveries.anchors} if c.quality != "off" else {}
         t_end = max(deliveries.at[rid] for rid, _ in flow)
         arrivals = [deliveries.at[rid] for rid, _ in flow]
         point = ScalePoint(
@@ -153,10 +178,38 @@ class ScaleRun(Bench):
             steady_pause_s=round(longest_pause(arrivals, t_flow + 1, t_join), 2),
             join_pause_s=round(longest_pause(arrivals, t_join, t_leave), 2),
             leave_pause_s=round(longest_pause(arrivals, t_leave, t_end), 2),
-            dead_letters=deliveries.dead_letters, duplicates=deliveries.duplicates)
+            dead_letters=deliveries.dead_letters, duplicates=deliveries.duplicates,
+            duplicate_calls_join=paid_twice[1] - paid_twice[0], duplicate_calls_leave=paid_twice[2] - paid_twice[1],
+            mined_by_anchor=mined_by_anchor)
         if t_end < t_leave + 3:
             point.notes.append("the flow ran dry soon after the leave: its pause is a lower bound")
         return point
+
+
+async def repeated_first_asks(llm_base: str) -> int:
+    """The fake backend's count of first attempts for anchors it had already been asked for."""
+    async with httpx.AsyncClient() as client:
+        return (await client.get(f"{llm_base}/stats", timeout=10)).json()["repeated_first_asks"]
+
+
+def mining_figures(by_anchor: dict[str, list[float]], anchors: set[str]) -> tuple[float | None, float | None]:
+    """Mined negatives per record and their median score, over `anchors`."""
+    if not anchors:
+        return None, None
+    scores = [score for a in anchors for score in by_anchor[a]]
+    return (round(statistics.fmean(len(by_anchor[a]) for a in anchors), 3),
+            round(statistics.median(scores), 4) if scores else None)
+
+
+def compare_mining(points: list[ScalePoint]) -> None:
+    """Each point's mining figures and one worker's, over the anchors both backlogs held (the same stream)."""
+    single = points[0].mined_by_anchor
+    for p in points:
+        common = set(p.mined_by_anchor) & set(single)
+        p.mined_per_record, p.mined_median_score = mining_figures(p.mined_by_anchor, common)
+        p.single_mined_per_record, p.single_mined_median_score = mining_figures(single, common)
+    for p in points:
+        p.mined_by_anchor = {}
 
 
 def run_scale(config: BenchConfig, counts: list[int], workdir: Path, log: Log = print) -> list[ScalePoint]:
@@ -171,19 +224,29 @@ def run_scale(config: BenchConfig, counts: list[int], workdir: Path, log: Log = 
     single = points[0].rate
     for p in points:
         p.ratio_to_n_single = round(p.rate / (p.workers * single), 3) if single else None
+    compare_mining(points)
     return points
 
 
 def format_scale(points: list[ScalePoint], config: BenchConfig) -> str:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     lines = [f"scale-out: {config.slots} backend slots and concurrency {config.concurrency} per worker, median "
-             f"{config.latency_ms:g} ms, {config.partitions} partitions, {cores} cores",
+             f"{config.latency_ms:g} ms, {config.partitions} partitions, {cores} cores, quality {config.quality}",
              f"{'workers':>7} {'records/s':>10} {'vs N x 1':>8} {'of capacity':>11} {'CPU s/1000':>10} "
-             f"{'steady pause':>12} {'join pause':>10} {'leave pause':>11}  CPU per worker (% of a core)"]
+             f"{'steady pause':>12} {'join pause':>10} {'leave pause':>11} {'paid twice join':>15} "
+             f"{'leave':>5} {'mined/record':>12} {'(1 worker)':>10} {'median score':>12} {'(1 worker)':>10}  "
+             "CPU per worker (% of a core)"]
+
+    def shown(value, spec: str) -> str:
+        return "-" if value is None else format(value, spec)
+
     for p in points:
         lines.append(f"{p.workers:>7} {p.rate:>10.1f} {p.ratio_to_n_single:>8.3f} {p.rate / p.capacity:>11.3f} "
                      f"{p.cpu_s_per_1000:>10.2f} {p.steady_pause_s:>11.2f}s {p.join_pause_s:>9.2f}s "
-                     f"{p.leave_pause_s:>10.2f}s  {', '.join(f'{c:.0f}' for c in p.cpu_percent)}")
+                     f"{p.leave_pause_s:>10.2f}s {shown(p.duplicate_calls_join, 'd'):>15} "
+                     f"{shown(p.duplicate_calls_leave, 'd'):>5} {shown(p.mined_per_record, '.3f'):>12} "
+                     f"{shown(p.single_mined_per_record, '.3f'):>10} {shown(p.mined_median_score, '.4f'):>12} "
+                     f"{shown(p.single_mined_median_score, '.4f'):>10}  {', '.join(f'{c:.0f}' for c in p.cpu_percent)}")
         lines += [f"        note: {note}" for note in p.notes]
         if p.dead_letters or p.duplicates:
             lines.append(f"        {p.dead_letters} dead letters, {p.duplicates} duplicates")

@@ -78,9 +78,26 @@ def test_bench_compare_mining_fills_the_window_first_and_reports_both_runs(tmp_p
     assert on["config"]["worker_env"]["PAIRSTREAM_MINING_WINDOW"] == "200"
 
 
+def test_bench_compare_embedder_runs_the_gate_in_the_worker_and_remote(tmp_path):
+    """Gate off, gate in the worker, gate through a remote /v1/embeddings: with the model out of the worker, its
+    CPU per record falls back towards the gate-off run's, and both gated runs score every record."""
+    out = run_cli("bench", "--compare", "embedder", "--anchors", "200", "--warmup", "20", "--slots", "16",
+                  "--latency-ms", "1", "--sigma", "0", "--latency-anchors", "0", "--concurrency", "16",
+                  "--json", "--workdir", str(tmp_path), timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    off, local, remote = orjson.loads(out.stdout)
+    assert [r["config"]["quality"] for r in (off, local, remote)] == ["off", "flag", "flag"]
+    assert (local["config"]["remote_embeddings"], remote["config"]["remote_embeddings"]) == (False, True)
+    assert all(r["delivered"] == 220 and r["dead_letters"] == 0 for r in (off, local, remote))
+    assert local["mined_per_record"] > 0 and remote["mined_per_record"] > 0  # both judged and mined
+    assert remote["worker_cpu_s_per_1000"] < 0.7 * local["worker_cpu_s_per_1000"]
+    assert (tmp_path / "embedder-2" / "worker.log").exists()
+
+
 def test_bench_workers_scales_the_group_and_times_a_join_and_a_leave(tmp_path):
     """One worker, then two against twice the backend: each run delivers every anchor, the rates and CPU are
-    reported per N, and the join and leave each show as a pause longer than the steady flow's longest gap."""
+    reported per N, the join and leave each show as a pause longer than the steady flow's longest gap, and
+    neither pays an LLM call twice."""
     out = run_cli("bench", "--workers", "2", "--anchors", "150", "--warmup", "20", "--slots", "8",
                   "--latency-ms", "100", "--sigma", "0.3", "--json", "--workdir", str(tmp_path), timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -92,6 +109,9 @@ def test_bench_workers_scales_the_group_and_times_a_join_and_a_leave(tmp_path):
     for point in (one, two):
         assert point["dead_letters"] == 0
         assert point["join_pause_s"] > point["steady_pause_s"] and point["leave_pause_s"] > point["steady_pause_s"]
+        # a graceful join and leave generate nothing twice (the fake backend counts first attempts per anchor)
+        assert (point["duplicate_calls_join"], point["duplicate_calls_leave"]) == (0, 0)
+        assert point["mined_per_record"] is None  # quality off: nothing mined, nothing to report
     assert (tmp_path / "workers-2" / "worker-2.log").exists()  # the worker that joined
 
 
@@ -165,3 +185,21 @@ async def test_bench_workers_leave_does_not_block_the_loop_that_times_deliveries
     assert leaver.returncode == 0  # it was stopped with SIGTERM and left on its own, after 2 s
     assert point.steady_pause_s < 0.5
     assert point.leave_pause_s < 0.5, f"leave pause {point.leave_pause_s} s: the loop stood still while it stopped"
+
+
+def test_bench_workers_compares_mining_with_one_worker_over_the_same_anchors():
+    """The mining figures of N workers and of one are taken over the anchors both backlogs held: there an anchor
+    stood at the same place in the stream, so a group-wide window should mine as one worker's does."""
+    from streams.bench.scale import ScalePoint, compare_mining
+
+    def point(n: int, by_anchor: dict) -> ScalePoint:
+        return ScalePoint(workers=n, rate=1, capacity=1, cpu_percent=[], cpu_s_per_1000=0, steady_pause_s=0,
+                          join_pause_s=0, leave_pause_s=0, mined_by_anchor=by_anchor)
+
+    one = point(1, {"a": [0.5, 0.4, 0.3], "b": [0.6], "only in one": [0.9, 0.9, 0.9]})
+    four = point(4, {"a": [0.5, 0.2], "b": [0.1, 0.1, 0.1], "only in four": []})
+    compare_mining([one, four])
+    assert (four.mined_per_record, four.mined_median_score) == (2.5, 0.1)  # a and b only
+    assert (four.single_mined_per_record, four.single_mined_median_score) == (2.0, 0.45)
+    assert one.mined_per_record == one.single_mined_per_record == 2.333  # all three anchors: it is the baseline
+    assert four.mined_by_anchor == {} and one.mined_by_anchor == {}  # not printed with --json
