@@ -259,17 +259,6 @@ class Settings(BaseSettings):
     def mining_topic_name(self) -> str:
         return self.mining_topic or f"{self.triplets_topic}-mining"
 
-    @property
-    def mines_from_group(self) -> bool:
-        """Whether the workers share and follow the mining topic (needs the quality embeddings and mining on)."""
-        return self.quality != "off" and self.mined_negatives > 0 and self.mining_shared
-
-    @property
-    def worker_topics(self) -> list[str]:
-        """The topics a worker reads and writes, created before it starts."""
-        return [self.anchors_topic, self.triplets_topic, self.dlq_topic] + (
-            [self.mining_topic_name] if self.mines_from_group else [])
-
 
 def bootstrap_servers(broker: str) -> list[str]:
     """`kafka://a:9092;b:9092` (Faust's form) or `a:9092,b:9092` -> ["a:9092", "b:9092"] for aiokafka."""

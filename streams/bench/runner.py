@@ -30,7 +30,7 @@ import psutil
 from streams.bench.config import BenchConfig
 from streams.bench.load import AnchorSource, Load, load_sentences
 from streams.bench.report import BenchResult, SweepPoint, percentile, plot_sweep, ratio
-from streams.kafka import ensure_topics
+from streams.kafka import ensure_topics, worker_topics
 from streams.local.broker import EmbeddedBroker
 from streams.local.processes import free_port, spawn, start_worker, stop_process, wait_http, worker_env
 from streams.settings import Settings
@@ -128,7 +128,7 @@ class Bench:
             (self.workdir / "broker.log").unlink(missing_ok=True)
             broker = EmbeddedBroker(log_file=self.workdir / "broker.log").start()
             settings = Settings(broker=broker.url, topic_partitions=c.partitions, broker_session_timeout_s=4)
-            await ensure_topics(settings, settings.worker_topics)
+            await ensure_topics(settings, worker_topics(settings))
             backend, llm_base = self.start_backend()
             self.log(f"backend    {c.slots} slots, median {c.latency_ms:g} ms, sigma {c.sigma:g}"
                      f" -> capacity {c.capacity:.1f} req/s (slots / mean latency {c.mean_latency_s * 1000:.0f} ms)")

@@ -32,7 +32,7 @@ import httpx
 from streams.bench.config import BenchConfig
 from streams.bench.load import Load
 from streams.bench.runner import Bench, Log, WorkerProbe
-from streams.kafka import ensure_topics
+from streams.kafka import ensure_topics, worker_topics
 from streams.local.broker import EmbeddedBroker
 from streams.local.processes import free_port, stop_process, wait_http
 from streams.settings import Settings
@@ -111,7 +111,7 @@ class ScaleRun(Bench):
         try:
             broker = EmbeddedBroker(log_file=self.workdir / "broker.log").start()
             settings = Settings(broker=broker.url, topic_partitions=c.partitions, broker_session_timeout_s=4)
-            await ensure_topics(settings, settings.worker_topics)
+            await ensure_topics(settings, worker_topics(settings))
             backend, llm_base = self.start_backend()
             workers = [self.spawn(broker, llm_base, i) for i in range(n)]
             for w in workers:

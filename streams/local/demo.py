@@ -22,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from streams.dataset.publish import load_anchor_file, publish
 from streams.dataset.sink import ConsumeStats, SinkOptions, consume
-from streams.kafka import TopicCreationError, ensure_topics
+from streams.kafka import TopicCreationError, ensure_topics, worker_topics
 from streams.local.broker import BrokerError, EmbeddedBroker
 from streams.local.model_server import MODEL_ALIAS, ModelServer, ModelServerError
 from streams.local.processes import (ProcessError, free_port, signals_stop, start_worker, stop_process, wait_http,
@@ -156,7 +156,7 @@ def _run(settings: Settings, records: list[tuple[bytes | None, bytes]], *, out_d
         run_settings = Settings(broker=broker.url, llm_base_url=llm_url, broker_session_timeout_s=4,
                                 anchors_topic=settings.anchors_topic, triplets_topic=settings.triplets_topic,
                                 dlq_topic=settings.dlq_topic, app_id=settings.app_id)
-        asyncio.run(ensure_topics(run_settings, run_settings.worker_topics))
+        asyncio.run(ensure_topics(run_settings, worker_topics(run_settings)))
         worker = start_worker(env, logs / "worker.log")
         started = time.monotonic()
         port = int(env["PAIRSTREAM_WEB_PORT"])

@@ -16,7 +16,7 @@ import faust
 from streams.generate.generator import Generator
 from streams.generate.limits import limit_for
 from streams.generate.llm import LLMClient
-from streams.kafka import faust_credentials
+from streams.kafka import faust_credentials, mines_from_group
 from streams.metrics import Metrics, StateReader
 from streams.quality.judge import build_judge, build_miner
 from streams.settings import Settings
@@ -107,7 +107,7 @@ def create_app(settings: Settings) -> PairstreamApp:
     produced = ProducedIds(settings.produced_capacity).follow(
         follower, [settings.triplets_topic, settings.dlq_topic], settings.produced_lookback) \
         if settings.skip_produced else None
-    if miner is not None and settings.mines_from_group:
+    if miner is not None and mines_from_group(settings):
         feed = MiningFeed(settings, miner.window, judge.embedder.name, metrics).follow(follower)
         miner.share = feed.share
         app.when_shut_down(feed.stop)

@@ -2,7 +2,7 @@
 
 import asyncio
 
-from streams.kafka import TopicCreationError, ensure_topics
+from streams.kafka import TopicCreationError, ensure_topics, worker_topics
 from streams.logs import configure_logging, logging_config
 from streams.quality.embedder import EmbeddingError
 from streams.settings import Settings
@@ -21,7 +21,7 @@ def run_worker(settings: Settings) -> None:
 
     configure_logging(settings.log_level, settings.log_format)
     try:
-        asyncio.run(ensure_topics(settings, settings.worker_topics))
+        asyncio.run(ensure_topics(settings, worker_topics(settings)))
     except TopicCreationError as exc:
         raise WorkerStartError(str(exc)) from exc
     except Exception as exc:
