@@ -3,6 +3,7 @@
 These pydantic models are the single source of truth; the JSON Schema files in
 `schemas/json/` are generated from them (`python -m schemas.export`) and a test
 keeps the two in sync, so non-Python consumers can validate the same records.
+The mining topic's binary records, for the workers only, are `schemas.mining`.
 """
 
 from schemas.anchor import ACTIONS, Action, AnchorIn

@@ -83,7 +83,7 @@ class Deliveries:
             mined = record.get("mined_negatives") or ()
             self.mined[rid] = len(mined)
             self.mined_scores[rid] = [m["score"] for m in mined]
-            self.anchors[rid] = record["anchor"]
+            self.anchors[rid] = record.get("anchor", "")
         self.dead_letters += is_dead_letter
         self.changed.set()
 

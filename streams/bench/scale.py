@@ -100,6 +100,11 @@ class ScaleRun(Bench):
         self.ports[proc.pid] = port
         return proc
 
+    async def repeated_first_asks(self, llm_base: str) -> int:
+        """The fake backend's count of first attempts for anchors it had already been asked for."""
+        async with httpx.AsyncClient() as client:
+            return (await client.get(f"{llm_base}/stats", timeout=10)).json()["repeated_first_asks"]
+
     def ready(self, proc, timeout: float = 120) -> None:
         wait_http(f"http://127.0.0.1:{self.ports[proc.pid]}/ready", timeout, proc, f"worker pid {proc.pid}",
                   ready=lambda status: status == 200)
@@ -155,18 +160,18 @@ class ScaleRun(Bench):
         await load.publish(flow)
         await asyncio.sleep(5)
         t_join = time.monotonic()
-        paid_twice = [await repeated_first_asks(llm_base)]
+        paid_twice = [await self.repeated_first_asks(llm_base)]
         joiner = self.spawn(broker, llm_base, n)
         workers.append(joiner)
         await asyncio.to_thread(self.ready, joiner)
         await asyncio.sleep(5)
         t_leave = time.monotonic()
-        paid_twice.append(await repeated_first_asks(llm_base))
+        paid_twice.append(await self.repeated_first_asks(llm_base))
         leaver = workers.pop(0)
         await stop_without_blocking(leaver, timeout=30)  # deliveries go on being timed while it leaves
         await deliveries.wait_for([rid for rid, _ in flow], c.timeout_s)
         await asyncio.sleep(2)  # a redelivery after the flow's last record would come now
-        paid_twice.append(await repeated_first_asks(llm_base))
+        paid_twice.append(await self.repeated_first_asks(llm_base))
         mined_by_anchor = {deliveries.anchors[rid]: deliveries.mined_scores[rid] for rid, _ in batch
                            if rid in deliveries.anchors} if c.quality != "off" else {}
         t_end = max(deliveries.at[rid] for rid, _ in flow)
@@ -184,12 +189,6 @@ class ScaleRun(Bench):
         if t_end < t_leave + 3:
             point.notes.append("the flow ran dry soon after the leave: its pause is a lower bound")
         return point
-
-
-async def repeated_first_asks(llm_base: str) -> int:
-    """The fake backend's count of first attempts for anchors it had already been asked for."""
-    async with httpx.AsyncClient() as client:
-        return (await client.get(f"{llm_base}/stats", timeout=10)).json()["repeated_first_asks"]
 
 
 def mining_figures(by_anchor: dict[str, list[float]], anchors: set[str]) -> tuple[float | None, float | None]:

@@ -117,6 +117,7 @@ class Generator:
         self.gate = gate or OutageGate(settings.llm_outage_failures, max_cooldown_s=settings.llm_outage_probe_max_s)
         self.metrics = metrics or Metrics()
         self._sleep = sleep
+        self._extra_body = settings.llm_extra  # parsed once, not per request (never mutated: ChatRequest copies)
 
     def request_for(self, req: AnchorRequest, attempt: int, problem: Problem | None,
                     temperature: float | None = None) -> ChatRequest:
@@ -130,7 +131,7 @@ class Generator:
             max_tokens=max_tokens,
             frequency_penalty=s.llm_frequency_penalty,
             presence_penalty=s.llm_presence_penalty,
-            extra_body=s.llm_extra,
+            extra_body=self._extra_body,
             response_format=response_format(req.spec, s.max_output_chars, s.llm_response_format)
             if s.structured_output else None,
         )

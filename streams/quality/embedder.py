@@ -1,8 +1,12 @@
 """What every embedding backend offers: unit-length vectors for a batch of texts, and its model's name."""
 
-from typing import Protocol
+from typing import Any, Awaitable, Callable, Protocol
 
 import numpy as np
+
+from streams.generate.llm import LLMError
+from streams.generate.outage import OutageGate
+from streams.generate.resilience import RetryPolicy, call_with_retries
 
 
 class EmbeddingError(Exception):
@@ -25,3 +29,13 @@ class Embedder(Protocol):
 def normalise(vectors: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return (vectors / np.clip(norms, 1e-12, None)).astype(np.float32)
+
+
+async def backend_call(what: str, call: Callable[[], Awaitable[Any]], *, retry: RetryPolicy, gate: OutageGate | None,
+                       sleep: Callable[[float], Awaitable[None]]) -> Any:
+    """`call()` with the LLM client's retries and outage gate, its LLMError raised as the EmbeddingError of
+    `what` (the quality package's backends, the embedder's and the reviewers', fail with that one type)."""
+    try:
+        return await call_with_retries(call, retry=retry, gate=gate, sleep=sleep)
+    except LLMError as exc:
+        raise EmbeddingError(exc.kind, f"{what}: {exc}", retryable=exc.retryable) from None

@@ -15,8 +15,8 @@ import numpy as np
 
 from streams.generate.llm import LLMError
 from streams.generate.outage import OutageGate
-from streams.generate.resilience import RetryPolicy, call_with_retries
-from streams.quality.embedder import Embedder, EmbeddingError
+from streams.generate.resilience import RetryPolicy
+from streams.quality.embedder import Embedder, EmbeddingError, backend_call
 
 
 class GuardedEmbedder:
@@ -38,11 +38,8 @@ class GuardedEmbedder:
                            outage=True) from None
 
     async def embed(self, texts: list[str]) -> np.ndarray:
-        try:
-            return await call_with_retries(lambda: self._once(texts), retry=self.retry, gate=self.gate,
-                                           sleep=self._sleep)
-        except LLMError as exc:
-            raise EmbeddingError(exc.kind, f"embedding model: {exc}", retryable=exc.retryable) from None
+        return await backend_call("embedding model", lambda: self._once(texts), retry=self.retry, gate=self.gate,
+                                  sleep=self._sleep)
 
     @property
     def token_vectors(self):

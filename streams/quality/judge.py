@@ -113,6 +113,11 @@ def thresholds(settings: Settings) -> Thresholds:
                       max_negative_containment=settings.quality_max_negative_containment)
 
 
+def outage_gate(settings: Settings, backend: str) -> OutageGate:
+    """A quality backend's own outage gate, tuned as the LLM's is."""
+    return OutageGate(settings.llm_outage_failures, max_cooldown_s=settings.llm_outage_probe_max_s, backend=backend)
+
+
 def build_judge(settings: Settings, metrics: Metrics | None = None) -> EmbeddingJudge | None:
     """The judge `settings` ask for: None with PAIRSTREAM_QUALITY=off; a remote embedder when
     PAIRSTREAM_EMBEDDINGS_BASE_URL is set; else all-MiniLM-L6-v2 in-process."""
@@ -120,8 +125,7 @@ def build_judge(settings: Settings, metrics: Metrics | None = None) -> Embedding
         return None
     # Both backends retry like the LLM and hold behind their own gate during an outage (guard.py).
     retry = RetryPolicy(max_retries=settings.llm_max_retries)
-    gate = OutageGate(settings.llm_outage_failures, max_cooldown_s=settings.llm_outage_probe_max_s,
-                      backend="embedding backend")
+    gate = outage_gate(settings, "embedding backend")
     if settings.embeddings_base_url:
         from streams.quality.remote import RemoteEmbedder
 
@@ -145,9 +149,6 @@ def build_reviewers(settings: Settings) -> list["Reviewer"]:
     own retries and outage gate, as the embedder has."""
     reviewers: list[Reviewer] = []
     retry = RetryPolicy(max_retries=settings.llm_max_retries)
-
-    def gate(backend: str) -> OutageGate:
-        return OutageGate(settings.llm_outage_failures, max_cooldown_s=settings.llm_outage_probe_max_s, backend=backend)
     if settings.review_rerank_url:
         from streams.quality.rerank import RerankReviewer
 
@@ -155,14 +156,14 @@ def build_reviewers(settings: Settings) -> list["Reviewer"]:
             settings.review_rerank_url, model=settings.review_rerank_model, api=settings.review_rerank_api,
             min_positive=settings.review_rerank_min_positive, max_negative=settings.review_rerank_max_negative,
             api_key=settings.review_rerank_api_key, timeout_s=settings.embeddings_timeout_s, retry=retry,
-            gate=gate("reranker")))
+            gate=outage_gate(settings, "reranker")))
     if settings.review_llm_base_url:
         from streams.quality.llm_review import LLMReviewer
 
         reviewers.append(LLMReviewer(
             settings.review_llm_base_url, settings.review_llm_model or settings.llm_model,
             api_key=settings.review_llm_api_key, timeout_s=settings.review_llm_timeout_s, retry=retry,
-            gate=gate("LLM judge")))
+            gate=outage_gate(settings, "LLM judge")))
     return reviewers
 
 

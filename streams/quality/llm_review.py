@@ -17,11 +17,11 @@ from typing import Awaitable, Callable
 import orjson
 from pydantic import SecretStr
 
-from streams.generate.llm import ChatRequest, LLMClient, LLMError
+from streams.generate.llm import ChatRequest, LLMClient
 from streams.generate.outage import OutageGate
-from streams.generate.resilience import RetryPolicy, call_with_retries
+from streams.generate.resilience import RetryPolicy
 from streams.generate.validation import Problem
-from streams.quality.embedder import EmbeddingError
+from streams.quality.embedder import EmbeddingError, backend_call
 
 POSITIVE_LABELS = ("ok", "copy", "meaning_changed", "off_topic", "fragment_or_ungrammatical", "repetition")
 NEGATIVE_LABELS = ("ok", "false_negative", "nonsense_or_ungrammatical", "fragment", "repetition")
@@ -92,11 +92,8 @@ class LLMReviewer:
             request = ChatRequest(model=self.model, messages=review_messages(anchor, positive, negative),
                                   temperature=temperature, max_tokens=self.max_tokens,
                                   response_format=review_schema(with_negative))
-            try:
-                response = await call_with_retries(lambda: self.client.chat(request), retry=self.retry,
-                                                   gate=self.gate, sleep=self._sleep)
-            except LLMError as exc:
-                raise EmbeddingError(exc.kind, f"LLM judge: {exc}", retryable=exc.retryable) from None
+            response = await backend_call("LLM judge", lambda: self.client.chat(request), retry=self.retry,
+                                          gate=self.gate, sleep=self._sleep)
             labels = parse_review(response.content, with_negative)
             if labels is not None:
                 return labels

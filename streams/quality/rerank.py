@@ -21,11 +21,11 @@ from typing import Awaitable, Callable, Literal
 import orjson
 from pydantic import SecretStr
 
-from streams.generate.llm import LLMClient, LLMError
+from streams.generate.llm import LLMClient
 from streams.generate.outage import OutageGate
-from streams.generate.resilience import RetryPolicy, call_with_retries
+from streams.generate.resilience import RetryPolicy
 from streams.generate.validation import Problem
-from streams.quality.embedder import EmbeddingError
+from streams.quality.embedder import EmbeddingError, backend_call
 
 
 class RerankReviewer:
@@ -51,11 +51,8 @@ class RerankReviewer:
 
     async def scores(self, query: str, texts: list[str]) -> list[float]:
         """The cross-encoder's score of each text with `query`, in the texts' order."""
-        try:
-            resp = await call_with_retries(lambda: self.client.post(self.path, self.body(query, texts)),
-                                           retry=self.retry, gate=self.gate, sleep=self._sleep)
-        except LLMError as exc:
-            raise EmbeddingError(exc.kind, f"reranker: {exc}", retryable=exc.retryable) from None
+        resp = await backend_call("reranker", lambda: self.client.post(self.path, self.body(query, texts)),
+                                  retry=self.retry, gate=self.gate, sleep=self._sleep)
         return parse_scores(resp.content, len(texts))
 
     async def review(self, anchor: str, positive: str, negative: str | None) -> list[Problem]:

@@ -33,6 +33,7 @@ class TopicFollower:
         self._behind: dict[TopicPartition, int] = {}  # partition -> end offset still to be read at start-up
         self.caught_up = asyncio.Event()
         self.refused = 0  # records a handler raised on (skipped, logged)
+        self.read: dict[str, int] = {}  # records read per topic, for the start-up log line
 
     @property
     def following(self) -> bool:
@@ -75,7 +76,8 @@ class TopicFollower:
             if tp not in fetched and await self._consumer.position(tp) >= end:
                 del self._behind[tp]
         if not self._behind and not self.caught_up.is_set():
-            log.info("caught up with %s", ", ".join(self._topics))
+            log.info("caught up with the group: %s", ", ".join(f"{self.read.get(t, 0)} records of {t}"
+                                                              for t in self._topics))
             self.caught_up.set()
 
     async def _follow(self) -> None:
@@ -85,6 +87,7 @@ class TopicFollower:
                 batches = await self._consumer.getmany(timeout_ms=500, max_records=5000)
                 for tp, records in batches.items():
                     handle = self._topics[tp.topic][2]
+                    self.read[tp.topic] = self.read.get(tp.topic, 0) + len(records)
                     for record in records:
                         self._hand(handle, record)
                 if self._behind:

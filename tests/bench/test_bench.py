@@ -174,6 +174,10 @@ async def test_bench_workers_leave_does_not_block_the_loop_that_times_deliveries
                        log=lambda line: None)
         run.spawn = lambda broker, llm_base, i: object()  # the joiner: not a process here
         run.ready = lambda proc, timeout=120: None
+
+        async def no_backend(llm_base: str) -> int:
+            return 0
+        run.repeated_first_asks = no_backend
         load = _FakeLoad()
         point = await run._measure(load, None, "http://unused", [leaver], [_FakeProbe()])
         for task in load.tasks:
