@@ -2,8 +2,8 @@
 
 Every worker mines hard negatives from the recent sentences of the whole consumer group, not only its own
 (`streams.worker.mining_feed`). To search another worker's sentences it needs their unit vectors: embedding them
-again would cost each worker about 8 ms of CPU per record of the group (MiniLM on this CPU, two sentences),
-which is the quality gate's whole budget again; carrying them costs bytes. So each worker publishes, per record,
+again would cost each worker about 12 ms of CPU per record of the group (MiniLM on this CPU, two sentences),
+about what judging its own record costs; carrying them costs bytes. So each worker publishes, per record,
 its anchor and positive with their vectors quantized to int8 (one scale per vector): 384 bytes a vector for
 MiniLM instead of 1,536 as float32, with cosines within about 0.002 of the float ones (mining rounds scores to
 four decimals, and keeps a margin under the positive of 5 %).

@@ -64,8 +64,7 @@ class Deliveries:
     def __init__(self):
         self.at: dict[str, float] = {}
         self.worker_ms: dict[str, float] = {}  # the triplet's own latency_ms: inside the worker, LLM included
-        self.mined: dict[str, int] = {}  # mined negatives of each triplet
-        self.mined_scores: dict[str, list[float]] = {}  # their cosines with the anchor
+        self.mined: dict[str, list[float]] = {}  # each triplet's mined negatives, as their cosines with the anchor
         self.anchors: dict[str, str] = {}  # each triplet's anchor text
         self.dead_letters = 0
         self.duplicates = 0
@@ -80,9 +79,7 @@ class Deliveries:
         if not is_dead_letter:
             record = orjson.loads(value)
             self.worker_ms[rid] = record["latency_ms"]
-            mined = record.get("mined_negatives") or ()
-            self.mined[rid] = len(mined)
-            self.mined_scores[rid] = [m["score"] for m in mined]
+            self.mined[rid] = [m["score"] for m in record.get("mined_negatives") or ()]
             self.anchors[rid] = record.get("anchor", "")
         self.dead_letters += is_dead_letter
         self.changed.set()

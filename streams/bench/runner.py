@@ -231,9 +231,9 @@ class Bench:
         )
 
 
-def mean_mined(mined: dict[str, int], prefix: str) -> float | None:
+def mean_mined(mined: dict[str, list[float]], prefix: str) -> float | None:
     """Mean mined negatives of the phase's triplets (the warm-up's first records find an empty window)."""
-    counts = [n for rid, n in mined.items() if rid.startswith(prefix)]
+    counts = [len(scores) for rid, scores in mined.items() if rid.startswith(prefix)]
     return round(sum(counts) / len(counts), 3) if counts else None
 
 

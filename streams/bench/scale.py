@@ -27,11 +27,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
 from streams.bench.config import BenchConfig
 from streams.bench.load import Load
-from streams.bench.runner import Bench, Log, WorkerProbe
+from streams.bench.runner import Bench, Log, WorkerProbe, backend_stats
 from streams.kafka import ensure_topics, worker_topics
 from streams.local.broker import EmbeddedBroker
 from streams.local.processes import free_port, stop_process, wait_http
@@ -102,8 +100,7 @@ class ScaleRun(Bench):
 
     async def repeated_first_asks(self, llm_base: str) -> int:
         """The fake backend's count of first attempts for anchors it had already been asked for."""
-        async with httpx.AsyncClient() as client:
-            return (await client.get(f"{llm_base}/stats", timeout=10)).json()["repeated_first_asks"]
+        return (await backend_stats(llm_base))["repeated_first_asks"]
 
     def ready(self, proc, timeout: float = 120) -> None:
         wait_http(f"http://127.0.0.1:{self.ports[proc.pid]}/ready", timeout, proc, f"worker pid {proc.pid}",
@@ -172,7 +169,7 @@ class ScaleRun(Bench):
         await deliveries.wait_for([rid for rid, _ in flow], c.timeout_s)
         await asyncio.sleep(2)  # a redelivery after the flow's last record would come now
         paid_twice.append(await self.repeated_first_asks(llm_base))
-        mined_by_anchor = {deliveries.anchors[rid]: deliveries.mined_scores[rid] for rid, _ in batch
+        mined_by_anchor = {deliveries.anchors[rid]: deliveries.mined[rid] for rid, _ in batch
                            if rid in deliveries.anchors} if c.quality != "off" else {}
         t_end = max(deliveries.at[rid] for rid, _ in flow)
         arrivals = [deliveries.at[rid] for rid, _ in flow]

@@ -137,7 +137,8 @@ def spawn(cmd: Sequence[str], log_file: Path | None = None, *, env: dict[str, st
     started from another thread would be killed when that thread ends); children started elsewhere rely on their
     owner's stop(). In the main thread, Ctrl-C, SIGTERM and SIGHUP wait while the child starts, so that their
     KeyboardInterrupt cannot come between the fork and the caller holding the Popen (`signals_stop` defers it;
-    with Ctrl-C's default handler, the child is stopped). This process keeps no handle on the log: the child has its own.
+    with Ctrl-C's default handler, the child is stopped). This process keeps no handle on the log: the child
+    has its own.
     """
     global _spawning
     mask = preexec = None

@@ -12,6 +12,7 @@ that it follows new records as they come. One consumer for all the topics: one c
 import asyncio
 import logging
 import math
+from collections import Counter
 from typing import Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -56,10 +57,11 @@ class TopicFollower:
         tps = [TopicPartition(t, p) for t in self._topics for p in sorted(consumer.partitions_for_topic(t) or ())]
         consumer.assign(tps)
         begins, ends = await consumer.beginning_offsets(tps), await consumer.end_offsets(tps)
+        partitions = Counter(tp.topic for tp in tps)
         for tp in tps:
             lookback, per_partition, _ = self._topics[tp.topic]
             if not per_partition:
-                lookback = math.ceil(lookback / sum(1 for other in tps if other.topic == tp.topic))
+                lookback = math.ceil(lookback / partitions[tp.topic])
             consumer.seek(tp, max(begins[tp], ends[tp] - lookback))
         self._behind = dict(ends)
         await self._mark_caught_up()

@@ -5,9 +5,9 @@ included, to its index.
 Without it, each of N workers mines from 1/N of the stream's recent sentences, and a restarted worker starts with
 an empty index. With it, every worker searches the whole group's recent records, and a (re)started worker fills its
 index from the topic's recent past before its first anchor (`streams.worker.follower`: every partition, no group).
-Vectors travel int8-quantized (`schemas.mining`: under 1,000 bytes a record of short sentences) because
-embedding another worker's sentences again would cost about as much CPU as judging one's own. Sharing is best effort: a sentence that fails
-to go out is only a candidate fewer (counted in `pairstream_mining_feed_total{event="failed"}`).
+Vectors travel int8-quantized (`schemas.mining`: about 1 KB a record) because embedding another worker's
+sentences again would cost about as much CPU as judging one's own. Sharing is best effort: a sentence that
+fails to go out is only a candidate fewer (counted in `pairstream_mining_feed_total{event="failed"}`).
 """
 
 import asyncio
