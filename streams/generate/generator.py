@@ -141,50 +141,28 @@ class Generator:
         problem: Problem | None = None
         refused: list[Candidate] = []  # valid pairs the quality gate refused
         heat = self.settings.llm_temperature
-        example = example_for(req.anchor, req.spec.action)
-        forbidden = (example.anchor, example.positive, example.negative, example.hard_negative)
+        # Best of n only where there is a judge to choose: without one, the first candidate is as good as any.
+        n = self.settings.candidates if self.judge is not None else 1
         for attempt in range(self.settings.max_generation_attempts):
             if problem is not None:
                 self.metrics.generation_retries.labels(problem.kind).inc()
-            try:
-                heat = next_temperature(heat, problem) if problem is not None else self.settings.llm_temperature
-                response = await self._send(self.request_for(req, attempt, problem, heat), tally)
-            except LLMError as exc:
+            heat = next_temperature(heat, problem) if problem is not None else self.settings.llm_temperature
+            request = self.request_for(req, attempt, problem, heat)
+            answers = await asyncio.gather(*(self._send(request, tally) for _ in range(n)), return_exceptions=True)
+            failures = [a for a in answers if isinstance(a, BaseException)]
+            for failure in failures:
+                if not isinstance(failure, LLMError):
+                    raise failure
+            responses = [a for a in answers if not isinstance(a, BaseException)]
+            if not responses:  # every request failed past its retries: an LLM failure, as with one candidate
+                exc = failures[0]
                 return GenerationFailure("llm", exc.kind, str(exc), tally.requests,
                                          tally.outputs[-1] if tally.outputs else None)
-            text = response.content
-            tally.outputs.append(text)
-            if response.finish_reason == "length":
-                problem = Problem("truncated", "output was cut off at max_tokens (finish_reason=length)")
-                continue
-            try:
-                pair = parse_output(text, req.spec, self.settings.structured_output)
-            except OutputParseError as exc:
-                problem = Problem(exc.kind, str(exc))
-                continue
-            problem = check_pair(req.anchor, pair.positive, pair.negative, want_negative=req.spec.triplet,
-                                 max_chars=self.settings.max_output_chars, forbidden=forbidden)
-            if problem is not None:
-                continue
-            quality, mined = None, []
-            if self.judge is not None:
-                try:
-                    judgement = await self.judge(req, pair.positive, pair.negative)
-                except JudgeUnavailable as exc:
-                    return GenerationFailure("quality", exc.kind, f"the pair could not be scored: {exc}",
-                                             tally.requests, text)
-                for found in judgement.problems:
-                    self.metrics.quality_rejections.labels(found.kind).inc()
-                if judgement.problems and self.settings.quality == "gate":
-                    refused.append(Candidate(pair.positive, pair.negative, judgement))
-                    problem = judgement.problems[0]
-                    continue
-                quality = judgement.quality
-                if self.miner is not None and judgement.vectors is not None:
-                    mined = await self.miner(req.id, req.anchor, pair.positive, pair.negative, judgement.vectors)
-                    self.metrics.mined_negatives.observe(len(mined))
-            return Generated(pair.positive, pair.negative, tally.model_name or self.settings.llm_model,
-                             tally.prompt_tokens, tally.completion_tokens, tally.requests, quality, mined)
+            outcome = await self._choose(req, responses, tally)
+            if isinstance(outcome, (Generated, GenerationFailure)):
+                return outcome
+            problem, judged = outcome
+            refused += judged
         assert problem is not None
         if refused:
             refused.sort(key=lambda c: c.judgement.rank)
@@ -200,6 +178,67 @@ class Generator:
             f"no valid output after {self.settings.max_generation_attempts} attempts; last: {problem.message}",
             tally.requests, tally.outputs[-1] if tally.outputs else None,
         )
+
+    async def _choose(self, req: AnchorRequest, responses: list[ChatResponse], tally: _Tally
+                      ) -> "Generated | GenerationFailure | tuple[Problem, list[Candidate]]":
+        """The best of this attempt's candidates, delivered; or the problem to re-ask about and the candidates the
+        gate refused. Each valid candidate is judged (concurrently: the embedder batches them together)."""
+        example = example_for(req.anchor, req.spec.action)
+        forbidden = (example.anchor, example.positive, example.negative, example.hard_negative)
+        problem: Problem | None = None
+        pairs = []
+        for response in responses:
+            tally.outputs.append(response.content)
+            found, pair = self._validate(req, response, forbidden)
+            if found is not None:
+                problem = problem or found
+                self.metrics.candidates.labels("invalid").inc()
+            else:
+                pairs.append(pair)
+        if not pairs:
+            return problem, []
+        if self.judge is None:
+            pair = pairs[0]
+            self.metrics.candidates.labels("delivered").inc()
+            return Generated(pair.positive, pair.negative, tally.model_name or self.settings.llm_model,
+                             tally.prompt_tokens, tally.completion_tokens, tally.requests)
+        try:
+            judgements = await asyncio.gather(*(self.judge(req, p.positive, p.negative) for p in pairs))
+        except JudgeUnavailable as exc:
+            return GenerationFailure("quality", exc.kind, f"the pair could not be scored: {exc}", tally.requests,
+                                     tally.outputs[-1])
+        candidates = sorted((Candidate(p.positive, p.negative, j) for p, j in zip(pairs, judgements)),
+                            key=lambda c: c.judgement.rank)
+        for candidate in candidates:
+            for found in candidate.judgement.problems:
+                self.metrics.quality_rejections.labels(found.kind).inc()
+        best = candidates[0]
+        if best.judgement.problems and self.settings.quality == "gate":
+            self.metrics.candidates.labels("refused").inc(len(candidates))
+            return best.judgement.problems[0], candidates
+        self.metrics.candidates.labels("delivered").inc()
+        for other in candidates[1:]:
+            self.metrics.candidates.labels("refused" if other.judgement.problems else "passed").inc()
+        mined = []
+        if self.miner is not None and best.judgement.vectors is not None:
+            mined = await self.miner(req.id, req.anchor, best.positive, best.negative, best.judgement.vectors)
+            self.metrics.mined_negatives.observe(len(mined))
+        quality = {**best.judgement.quality, "candidates": len(candidates)} if len(responses) > 1 \
+            else best.judgement.quality
+        return Generated(best.positive, best.negative, tally.model_name or self.settings.llm_model,
+                         tally.prompt_tokens, tally.completion_tokens, tally.requests, quality, mined)
+
+    def _validate(self, req: AnchorRequest, response: ChatResponse, forbidden: tuple[str, ...]):
+        """(problem, None) for output that is truncated, does not parse or does not validate; else (None, pair)."""
+        if response.finish_reason == "length":
+            return Problem("truncated", "output was cut off at max_tokens (finish_reason=length)"), None
+        try:
+            pair = parse_output(response.content, req.spec, self.settings.structured_output)
+        except OutputParseError as exc:
+            return Problem(exc.kind, str(exc)), None
+        problem = check_pair(req.anchor, pair.positive, pair.negative, want_negative=req.spec.triplet,
+                             max_chars=self.settings.max_output_chars, forbidden=forbidden)
+        return (problem, None) if problem is not None else (None, pair)
 
     async def _send(self, request: ChatRequest, tally: _Tally) -> ChatResponse:
         """One logical request with transport retries; the last LLMError propagates."""

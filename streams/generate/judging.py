@@ -35,9 +35,15 @@ class Judgement:
 
     @property
     def rank(self) -> tuple:
-        """Smaller is better: fewer problems, then a wider margin (or a closer positive without a negative)."""
+        """Smaller is better: fewer problems, then the LLM judge's belief that the positive keeps the anchor's
+        meaning and the negative does not (when one was asked), then a wider margin (or a closer positive
+        without a negative). The judge comes before the margin because a cosine cannot see an invented place
+        or a swapped role (issue 24); it breaks ties between candidates that all pass."""
         margin = self.scores.get("margin")
-        return len(self.problems), -(margin if margin is not None else self.scores["anchor_positive"])
+        keeps = self.scores.get("judge_positive")
+        true_of_anchor = self.scores.get("judge_negative")
+        belief = (keeps if keeps is not None else 1.0) - (true_of_anchor if true_of_anchor is not None else 0.0)
+        return len(self.problems), -round(belief, 2), -(margin if margin is not None else self.scores["anchor_positive"])
 
 
 Judge = Callable[[AnchorRequest, str, str | None], Awaitable[Judgement]]

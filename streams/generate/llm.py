@@ -37,6 +37,7 @@ class ChatChoice(BaseModel):
     index: int = 0
     message: ChatMessageOut
     finish_reason: str | None = None
+    logprobs: dict[str, Any] | None = None  # with `logprobs` asked (the LLM judge's Yes/No probabilities)
 
 
 class ChatResponse(BaseModel):
@@ -56,6 +57,11 @@ class ChatResponse(BaseModel):
     def finish_reason(self) -> str | None:
         return self.choices[0].finish_reason
 
+    @property
+    def choice(self) -> dict[str, Any]:
+        """The first choice as plain data (its message and logprobs)."""
+        return self.choices[0].model_dump()
+
 
 class ChatRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -66,6 +72,8 @@ class ChatRequest(BaseModel):
     frequency_penalty: float | None = None  # OpenAI's; llama.cpp's server and vLLM take it too
     presence_penalty: float | None = None
     response_format: dict[str, Any] | None = None
+    logprobs: bool | None = None  # OpenAI's: the chosen tokens' log probabilities, and top_logprobs alternatives
+    top_logprobs: int | None = None
     stream: bool = False
     extra_body: dict[str, Any] = Field(default_factory=dict, exclude=True)  # a server's own parameters
 

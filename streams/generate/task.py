@@ -140,6 +140,11 @@ class OutputParseError(ValueError):
         self.kind = kind
 
 
+KEEP_FACTS = ("Keep every person, animal, object, colour, number, place, time and action of the anchor, and who does "
+              "what to whom; add nothing the anchor does not say (no new place, object, adjective, purpose or detail); "
+              "change the wording and the sentence structure, not the facts.")
+
+
 def system_prompt(spec: TaskSpec, structured: bool) -> str:
     phrase = ACTION_PHRASES[spec.action]
     parts = [
@@ -147,6 +152,8 @@ def system_prompt(spec: TaskSpec, structured: bool) -> str:
         f"Given an anchor sentence, write a positive sentence that must {phrase} the anchor sentence, "
         "worded differently from the anchor.",
     ]
+    if spec.action == "paraphrase":  # a small writer invents and drops details unless told (issue 31's reading)
+        parts.append(KEEP_FACTS)
     if spec.triplet and spec.hard_negative:
         parts.append(
             "Also write a negative sentence that is a hard negative: it reuses many of the anchor's words "

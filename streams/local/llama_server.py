@@ -12,7 +12,8 @@ import signal
 import threading
 
 
-def serve(model: str, alias: str, port: int, slots: int, threads: int, ctx_per_slot: int) -> None:
+def serve(model: str, alias: str, port: int, slots: int, threads: int, ctx_per_slot: int,
+          draft: str | None = None, draft_max: int = 8) -> None:
     import xllamacpp
 
     params = xllamacpp.CommonParams()
@@ -24,6 +25,11 @@ def serve(model: str, alias: str, port: int, slots: int, threads: int, ctx_per_s
     params.n_ctx = ctx_per_slot * slots  # shared by the slots
     params.cpuparams.n_threads = threads
     params.cpuparams_batch.n_threads = threads
+    if draft:  # speculative decoding: a small model of the same tokenizer proposes, the model verifies
+        params.speculative.draft.mparams.path = draft
+        params.speculative.draft.n_max = draft_max
+        params.speculative.draft.cpuparams.n_threads = threads
+        params.speculative.draft.cpuparams_batch.n_threads = threads
     params.port = port
     params.hostnames = ["127.0.0.1"]
     server = xllamacpp.Server(params)  # listens until collected: this reference lives as long as the process
@@ -44,8 +50,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--slots", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--ctx-per-slot", type=int, default=2048)
+    parser.add_argument("--draft", help="GGUF of a draft model for speculative decoding")
+    parser.add_argument("--draft-max", type=int, default=8)
     args = parser.parse_args(argv)
-    serve(args.model, args.alias, args.port, args.slots, args.threads, args.ctx_per_slot)
+    serve(args.model, args.alias, args.port, args.slots, args.threads, args.ctx_per_slot, args.draft, args.draft_max)
 
 
 if __name__ == "__main__":

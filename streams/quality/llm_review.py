@@ -1,20 +1,29 @@
-"""A second opinion from an LLM judge with its own model (off unless PAIRSTREAM_REVIEW_LLM_BASE_URL is set).
+"""A second opinion from an LLM judge: yes/no questions about meaning, answered with one token each.
 
-A larger model reviewing a small one's output reads meaning the way the readers of issue 24 did: it is
-given their rubric, and answers with one of their labels per sentence (JSON-schema output, the same
-labels as `tests/data/judge/`). Anything but `ok` refuses the pair, naming the label:
-`llm_judge_positive` (copy, meaning_changed, off_topic, fragment_or_ungrammatical, repetition) and
-`llm_judge_negative` (false_negative, nonsense_or_ungrammatical, fragment, repetition).
+A small local model (Qwen2.5-Coder-1.5B) cannot be trusted with one holistic verdict in the readers'
+rubric: asked for labels it refuses most right records too (issue 24 measured 58% of gold paraphrases
+refused with SmolLM2). It can answer narrow questions, and its probability of "Yes" against "No" on
+the first answer token (`logprobs`, OpenAI's form, which llama.cpp's server and vLLM speak) is a
+graded score, not a coin: best of n ranks candidates by it (`Judgement.rank`), and a threshold
+calibrated on labelled records (`pairstream bench --judge`) refuses the worst.
 
-It is an OpenAI-compatible chat endpoint of its own (its URL, model, key, timeout), called through the
-same client, retries and outage gate as the generator's LLM: a judge that is down holds anchors. An
-answer that is not the schema is asked once more at temperature 0.3; then the pair cannot be judged.
+- positive: "Does B state anything A does not, or leave out anything A states?" asked as two questions
+  (added, dropped) of one shared instruction, so the server's prompt cache serves every request; the
+  score `judge_positive` is the probability that neither happened (the product of the two "No"s).
+- negative: "If A is true, is B also true?"; `judge_negative` is the probability of "Yes" (a negative
+  true of the anchor teaches the model the opposite of the truth).
+
+Each question costs one request with `max_tokens` 1: the prompt, mostly cached, is the cost. A server
+that returns no logprobs is read from the answer's text (Yes 1.0, No 0.0). It is an OpenAI-compatible
+chat endpoint of its own (URL, model, key, timeout) behind the same retries and outage gate as the
+generator's LLM: a judge that is down holds anchors, it never passes them unjudged.
 """
 
 import asyncio
+import math
+from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
-import orjson
 from pydantic import SecretStr
 
 from streams.generate.llm import ChatRequest, LLMClient
@@ -23,90 +32,89 @@ from streams.generate.resilience import RetryPolicy
 from streams.generate.validation import Problem
 from streams.quality.embedder import EmbeddingError, backend_call
 
-POSITIVE_LABELS = ("ok", "copy", "meaning_changed", "off_topic", "fragment_or_ungrammatical", "repetition")
-NEGATIVE_LABELS = ("ok", "false_negative", "nonsense_or_ungrammatical", "fragment", "repetition")
-
-RUBRIC = """You review training data for a sentence-embedding model. Given an anchor sentence, a positive and \
-a negative, label each with exactly one label.
-
-positive:
-- ok: a fluent, complete sentence that means the same as the anchor, in different words.
-- copy: the anchor with only small-word, tense, pronoun or one-synonym edits, or a clause cut out of it.
-- meaning_changed: anything invented, swapped or dropped: a place, an object, an event, who does what to whom.
-- off_topic: about something else.
-- fragment_or_ungrammatical: not a complete, grammatical sentence.
-- repetition: repeats words or phrases in a loop.
-
-negative:
-- ok: a fluent sentence that clearly does not mean the same as the anchor (sharing words is fine).
-- false_negative: true of the anchor, entailed by it, or only a shorter restatement of it.
-- nonsense_or_ungrammatical: does not make sense, or is not grammatical.
-- fragment: not a complete sentence.
-- repetition: repeats words or phrases in a loop.
-
-Answer with JSON only."""
+SYSTEM = "You check rewrites of sentences for a dataset of sentence pairs. Be strict. Answer Yes or No."
+QUESTIONS = {
+    "added": "A: {a}\nB: {b}\nDoes B state any fact, detail, person, object, place or number that A does not "
+             "state? Answer Yes or No.",
+    "dropped": "A: {a}\nB: {b}\nDoes B leave out any fact, detail, person, object, place or number that A "
+               "states? Answer Yes or No.",
+    "entailed": "A: {a}\nB: {b}\nIf A is true, is B certainly true as well? Answer Yes or No.",
+}
 
 
-def review_schema(with_negative: bool) -> dict:
-    properties = {"positive": {"type": "string", "enum": list(POSITIVE_LABELS)}}
-    if with_negative:
-        properties["negative"] = {"type": "string", "enum": list(NEGATIVE_LABELS)}
-    return {"type": "json_schema", "json_schema": {"name": "review", "strict": True, "schema": {
-        "type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}}}
+@dataclass
+class Review:
+    """What a reviewer found, and the scores it gives (recorded in the record's `quality`)."""
+
+    problems: list[Problem] = field(default_factory=list)
+    scores: dict[str, float] = field(default_factory=dict)
 
 
-def review_messages(anchor: str, positive: str, negative: str | None) -> list[dict[str, str]]:
-    record = {"anchor": anchor, "positive": positive} | ({"negative": negative} if negative is not None else {})
-    return [{"role": "system", "content": RUBRIC},
-            {"role": "user", "content": orjson.dumps(record, option=orjson.OPT_INDENT_2).decode()}]
-
-
-def parse_review(content: str, with_negative: bool) -> dict[str, str] | None:
-    """The labels, or None when the answer is not the schema."""
-    try:
-        data = orjson.loads(content.strip().removeprefix("```json").removesuffix("```"))
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(data, dict) or data.get("positive") not in POSITIVE_LABELS:
-        return None
-    if with_negative and data.get("negative") not in NEGATIVE_LABELS:
-        return None
-    return {k: data[k] for k in ("positive", "negative") if k in data}
+def yes_probability(choice: dict) -> float:
+    """P(Yes) / (P(Yes) + P(No)) from the first token's top logprobs; from the text when there are none."""
+    top = ((choice.get("logprobs") or {}).get("content") or [{}])[0].get("top_logprobs") or []
+    yes = no = 0.0
+    for entry in top:
+        token = str(entry.get("token", "")).strip().lower()
+        if token in ("yes", "no"):
+            p = math.exp(float(entry["logprob"]))
+            yes, no = (yes + p, no) if token == "yes" else (yes, no + p)
+    if yes + no > 0:
+        return yes / (yes + no)
+    text = str((choice.get("message") or {}).get("content") or "").strip().lower()
+    if text.startswith("yes"):
+        return 1.0
+    if text.startswith("no"):
+        return 0.0
+    raise EmbeddingError("bad_review", f"LLM judge: neither Yes nor No in its answer: {text[:60]!r}")
 
 
 class LLMReviewer:
     name = "llm_judge"
 
     def __init__(self, base_url: str, model: str, *, api_key: SecretStr | None = None, timeout_s: float = 60.0,
-                 max_tokens: int = 64, retry: RetryPolicy | None = None, gate: OutageGate | None = None,
-                 max_connections: int = 8, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
+                 min_positive: float = 0.5, max_negative: float = 0.5, retry: RetryPolicy | None = None,
+                 gate: OutageGate | None = None, max_connections: int = 8,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
         self.client = LLMClient(base_url, api_key=api_key, timeout_s=timeout_s, max_connections=max_connections)
-        self.model, self.max_tokens = model, max_tokens
+        self.model = model
+        self.min_positive, self.max_negative = min_positive, max_negative
         self.retry = retry or RetryPolicy()
         self.gate = gate or OutageGate(backend="LLM judge")
         self._sleep = sleep
 
-    async def labels(self, anchor: str, positive: str, negative: str | None) -> dict[str, str]:
-        with_negative = negative is not None
-        for temperature in (0.0, 0.3):
-            request = ChatRequest(model=self.model, messages=review_messages(anchor, positive, negative),
-                                  temperature=temperature, max_tokens=self.max_tokens,
-                                  response_format=review_schema(with_negative))
-            response = await backend_call("LLM judge", lambda: self.client.chat(request), retry=self.retry,
-                                          gate=self.gate, sleep=self._sleep)
-            labels = parse_review(response.content, with_negative)
-            if labels is not None:
-                return labels
-        raise EmbeddingError("bad_review", f"LLM judge: no review in its answer: {response.content[:120]!r}")
+    def request(self, question: str, a: str, b: str) -> ChatRequest:
+        return ChatRequest(model=self.model, temperature=0.0, max_tokens=1, logprobs=True, top_logprobs=10,
+                           messages=[{"role": "system", "content": SYSTEM},
+                                     {"role": "user", "content": QUESTIONS[question].format(a=a, b=b)}])
 
-    async def review(self, anchor: str, positive: str, negative: str | None) -> list[Problem]:
-        labels = await self.labels(anchor, positive, negative)
+    async def ask(self, question: str, a: str, b: str) -> float:
+        """P(Yes) for one question about sentences A and B."""
+        request = self.request(question, a, b)
+        response = await backend_call("LLM judge", lambda: self.client.chat(request), retry=self.retry,
+                                      gate=self.gate, sleep=self._sleep)
+        return yes_probability(response.choice)
+
+    async def scores(self, anchor: str, positive: str, negative: str | None) -> dict[str, float]:
+        asks = [self.ask("added", anchor, positive), self.ask("dropped", anchor, positive)]
+        if negative is not None:
+            asks.append(self.ask("entailed", anchor, negative))
+        answers = await asyncio.gather(*asks)
+        out = {"judge_positive": round((1 - answers[0]) * (1 - answers[1]), 4)}
+        if negative is not None:
+            out["judge_negative"] = round(answers[2], 4)
+        return out
+
+    async def review(self, anchor: str, positive: str, negative: str | None) -> Review:
+        scores = await self.scores(anchor, positive, negative)
         found = []
-        if labels["positive"] != "ok":
-            found.append(Problem("llm_judge_positive", f"the LLM judge labels the positive {labels['positive']}"))
-        if labels.get("negative", "ok") != "ok":
-            found.append(Problem("llm_judge_negative", f"the LLM judge labels the negative {labels['negative']}"))
-        return found
+        if scores["judge_positive"] < self.min_positive:
+            found.append(Problem("llm_judge_positive", f"the LLM judge finds the positive adds or drops something "
+                                                       f"(score {scores['judge_positive']:.2f})"))
+        if scores.get("judge_negative", 0.0) > self.max_negative:
+            found.append(Problem("llm_judge_negative", f"the LLM judge finds the negative true of the anchor "
+                                                       f"(score {scores['judge_negative']:.2f})"))
+        return Review(found, scores)
 
     async def aclose(self) -> None:
         await self.client.aclose()

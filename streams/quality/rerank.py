@@ -25,6 +25,7 @@ from streams.generate.llm import LLMClient
 from streams.generate.outage import OutageGate
 from streams.generate.resilience import RetryPolicy
 from streams.generate.validation import Problem
+from streams.quality.llm_review import Review
 from streams.quality.embedder import EmbeddingError, backend_call
 
 
@@ -55,7 +56,7 @@ class RerankReviewer:
                                   retry=self.retry, gate=self.gate, sleep=self._sleep)
         return parse_scores(resp.content, len(texts))
 
-    async def review(self, anchor: str, positive: str, negative: str | None) -> list[Problem]:
+    async def review(self, anchor: str, positive: str, negative: str | None) -> Review:
         texts = [positive] + ([negative] if negative is not None else [])
         found = []
         scores = await self.scores(anchor, texts)
@@ -65,7 +66,7 @@ class RerankReviewer:
         if len(scores) > 1 and scores[1] > self.max_negative:
             found.append(Problem("rerank_negative", f"a cross-encoder scores the negative {scores[1]:.2f} with the "
                                                     f"anchor, above {self.max_negative}; it must mean something else"))
-        return found
+        return Review(found)
 
     async def aclose(self) -> None:
         await self.client.aclose()

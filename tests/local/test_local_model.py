@@ -35,7 +35,8 @@ def test_demo_turns_60_real_sentences_into_valid_triplets(tmp_path):
     src = tmp_path / "stsb60.txt"
     src.write_text("\n".join(anchors) + "\n", encoding="utf-8")
     out = tmp_path / "demo"
-    proc = run_cli("demo", "--anchors", str(src), "--out", str(out), "--timeout", "900", timeout=1200)
+    proc = run_cli("demo", "--anchors", str(src), "--out", str(out), "--timeout", "900", "--model", "smollm2-135m",
+                   timeout=1200)
     print(proc.stdout)
     assert proc.returncode == 0, proc.stderr[-3000:] + (out / "logs" / "worker.log").read_text()[-3000:]
 

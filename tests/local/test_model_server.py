@@ -9,7 +9,9 @@ import httpx
 import orjson
 import pytest
 
-from streams.local.model_server import MODEL_ALIAS, ModelServer
+from streams.local.model_server import ModelServer
+
+MODEL_ALIAS = "SmolLM2-135M-Instruct"
 
 pytestmark = [
     pytest.mark.model,
@@ -31,7 +33,7 @@ async def ask_together(base_url: str, n: int) -> list[dict]:
 
 
 def test_the_local_server_answers_in_parallel_with_the_schema_and_its_real_name(tmp_path):
-    server = ModelServer(tmp_path / "server.log", slots=4, threads=2).start()
+    server = ModelServer(tmp_path / "server.log", slots=4, threads=2, model="smollm2-135m").start()
     try:
         assert httpx.get(f"http://127.0.0.1:{server.port}/health").json()["status"] == "ok"
         replies = asyncio.run(ask_together(server.base_url, 4))

@@ -161,10 +161,11 @@ def test_the_model_servers_log_is_closed_too(tmp_path, monkeypatch):
     from streams.local import model_server
 
     monkeypatch.setattr(model_server, "wait_http", lambda *a, **k: None)
-    monkeypatch.setattr(model_server, "smollm2_path", lambda: tmp_path / "none.gguf")
+    fake = tmp_path / "none.gguf"
+    fake.write_bytes(b"GGUF")  # a GGUF header: the engine fails on it, after the child is stopped
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
-        server = model_server.ModelServer(tmp_path / "model.log", slots=1, threads=1).start()
+        server = model_server.ModelServer(tmp_path / "model.log", slots=1, threads=1, model=str(fake)).start()
         try:
             assert str(tmp_path / "model.log") not in open_fds()
         finally:
