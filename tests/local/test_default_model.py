@@ -29,7 +29,7 @@ def test_the_default_writer_runs_the_whole_stack(tmp_path):
                    timeout=800)
     print(proc.stdout)
     assert proc.returncode == 0, proc.stderr[-3000:] + (out / "logs" / "worker.log").read_text()[-3000:]
-    flat = " ".join(proc.stdout.split())  # the terminal's line wrapping aside
+    flat = " ".join((proc.stderr + proc.stdout).split())  # progress lines go to stderr; line wrapping aside
     assert "assembling qwen2.5-coder-1.5b" in flat  # into the fresh cache, once
     assert (cache / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf.verified").is_file()
     assert re.search(r"model\s+Qwen2\.5-Coder-1\.5B-Instruct", proc.stdout)
