@@ -96,17 +96,24 @@ class LLMReviewer:
         return yes_probability(response.choice)
 
     async def scores(self, anchor: str, positive: str, negative: str | None) -> dict[str, float]:
-        asks = [self.ask("added", anchor, positive), self.ask("dropped", anchor, positive)]
-        if negative is not None:
-            asks.append(self.ask("entailed", anchor, negative))
-        answers = await asyncio.gather(*asks)
+        # A task group, not gather: when one question fails past its retries the others are cancelled, never
+        # left running against a client that is being closed.
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(self.ask("added", anchor, positive)),
+                     group.create_task(self.ask("dropped", anchor, positive))]
+            if negative is not None:
+                tasks.append(group.create_task(self.ask("entailed", anchor, negative)))
+        answers = [task.result() for task in tasks]
         out = {"judge_positive": round((1 - answers[0]) * (1 - answers[1]), 4)}
         if negative is not None:
             out["judge_negative"] = round(answers[2], 4)
         return out
 
     async def review(self, anchor: str, positive: str, negative: str | None) -> Review:
-        scores = await self.scores(anchor, positive, negative)
+        try:
+            scores = await self.scores(anchor, positive, negative)
+        except* EmbeddingError as group:  # the first failure, as a single error (the task group wraps it)
+            raise group.exceptions[0] from None
         found = []
         if scores["judge_positive"] < self.min_positive:
             found.append(Problem("llm_judge_positive", f"the LLM judge finds the positive adds or drops something "

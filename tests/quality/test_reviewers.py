@@ -180,7 +180,9 @@ async def test_an_llm_judge_outage_is_retried_then_the_anchor_cannot_be_judged(f
             await judge(req, GOOD, NEGATIVE)
     finally:
         await judge.aclose()
-    assert len(llm.requests) == 3 * 3  # three questions, each tried three times
+    # Each question is tried at most three times; the first to give up cancels the others.
+    asked = [r["messages"][-1]["content"].rsplit("\n", 1)[-1] for r in llm.requests]
+    assert max(asked.count(q) for q in set(asked)) == 3 and all(asked.count(q) <= 3 for q in set(asked))
 
 
 def test_every_refusal_of_the_quality_package_gets_a_quality_note_on_the_re_ask():
