@@ -10,7 +10,8 @@ from typing import Any, Iterator
 import orjson
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a rename or a new file in `path` durable (the directory entry itself is fsynced)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -88,7 +89,7 @@ class Shard:
                 os.fsync(f.fileno())
         self.final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(self.tmp, self.final)
-        _fsync_dir(self.final.parent)
+        fsync_dir(self.final.parent)
 
     def discard(self) -> None:
         """Drop the temp file; never raises (it runs after a failed write: disk full, read-only)."""

