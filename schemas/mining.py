@@ -1,7 +1,7 @@
 """The mining topic's records: a delivered record's anchor and positive with their vectors, compact.
 
 Every worker mines hard negatives from the recent sentences of the whole consumer group, not only its own
-(`streams.worker.mining_feed`). To search another worker's sentences it needs their unit vectors: embedding them
+(`streams.group.mining_feed`). To search another worker's sentences it needs their unit vectors: embedding them
 again would cost each worker about 12 ms of CPU per record of the group (MiniLM on this CPU, two sentences),
 about what judging its own record costs; carrying them costs bytes. So each worker publishes, per record,
 its anchor and positive with their vectors quantized to int8 (one scale per vector): 384 bytes a vector for

@@ -58,15 +58,10 @@ class TopicCreationError(RuntimeError):
     """The broker refused to create a topic (authorisation, policy, replication factor...); exit code 1."""
 
 
-def mines_from_group(settings: Settings) -> bool:
-    """Whether the workers share and follow the mining topic (needs the quality embeddings and mining on)."""
-    return settings.quality != "off" and settings.mined_negatives > 0 and settings.mining_shared
-
-
 def worker_topics(settings: Settings) -> list[str]:
     """The topics a worker reads and writes, created before it starts."""
     return [settings.anchors_topic, settings.triplets_topic, settings.dlq_topic] + (
-        [settings.mining_topic_name] if mines_from_group(settings) else [])
+        [settings.mining_topic_name] if settings.mines_from_group else [])
 
 
 async def ensure_topics(settings: Settings, names: list[str]) -> list[str]:

@@ -204,13 +204,15 @@ class Settings(BaseSettings):
         1.0, gt=0, description="How often finished anchors' offsets are committed; shorter means fewer "
         "re-processed anchors after a crash.")
     skip_produced: bool = Field(
-        True, description="Follow the output topics (every partition, no consumer group) for the ids the group has "
-        "produced, and ack a redelivered anchor whose record is already out without asking the LLM again.")
+        True, description="Follow the triplets topic (every partition, no consumer group) for the ids the group has "
+        "delivered, and ack a redelivered anchor whose triplet is already out without asking the LLM again (a "
+        "dead-lettered anchor sent again is generated again).")
     produced_lookback: int = Field(
-        20_000, ge=0, description="At start-up, how many of the latest records of each output partition are read "
+        20_000, ge=0, description="At start-up, how many of the latest records of each triplets partition are read "
         "for their ids before the first anchor is taken.")
     produced_capacity: int = Field(
-        1_000_000, ge=1, description="Most produced ids a worker keeps (the oldest are forgotten first).")
+        0, ge=0, description="Most delivered ids a worker keeps, as 64-bit hashes, oldest forgotten first (86 "
+        "bytes an id); 0: what the lookback reads, PRODUCED_LOOKBACK x TOPIC_PARTITIONS (at least 10,000).")
     drain_timeout_s: float = Field(
         30.0, ge=0, description="On SIGTERM or when partitions are revoked, how long in-flight anchors may take to "
         "finish; the rest are not committed and are redelivered.")
@@ -270,6 +272,16 @@ class Settings(BaseSettings):
     @property
     def mining_topic_name(self) -> str:
         return self.mining_topic or f"{self.triplets_topic}-mining"
+
+    @property
+    def mines_from_group(self) -> bool:
+        """Whether the workers share and follow the mining topic (needs the quality embeddings and mining on)."""
+        return self.quality != "off" and self.mined_negatives > 0 and self.mining_shared
+
+    @property
+    def produced_ids_kept(self) -> int:
+        """`produced_capacity`, or (0) what the lookback reads: lookback x the triplets topic's partitions."""
+        return self.produced_capacity or max(10_000, self.produced_lookback * self.topic_partitions)
 
 
 def bootstrap_servers(broker: str) -> list[str]:

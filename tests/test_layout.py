@@ -9,13 +9,14 @@ import pytest
 from support.processes import ROOT
 
 STREAMS = ROOT / "streams"
-SUBPACKAGES = ("worker", "generate", "quality", "dataset", "local", "bench", "training")
+SUBPACKAGES = ("worker", "group", "generate", "quality", "dataset", "local", "bench", "training")
 SHARED = ("settings", "kafka", "logs", "metrics", "dirlock")
 # What each room may import from pairstream (besides itself, the shared modules and schemas).
 ALLOWED = {
     "generate": set(),
     "quality": {"generate"},
-    "worker": {"generate", "quality"},
+    "worker": {"generate", "quality", "group"},
+    "group": {"quality"},  # the mining window the group's sentences go into
     "dataset": set(),
     "local": {"dataset"},
     "bench": {"local", "dataset", "quality"},  # quality: `bench --checks` times the gate's text check itself
@@ -81,6 +82,11 @@ def test_imports_point_one_way(name):
 def test_generate_and_quality_have_no_faust_or_kafka():
     for path in [*(STREAMS / "generate").rglob("*.py"), *(STREAMS / "quality").rglob("*.py")]:
         assert not {i.split(".")[0] for i in imports(path)} & {"faust", "aiokafka", "mode"}, path
+
+
+def test_group_state_reads_kafka_without_faust():
+    for path in (STREAMS / "group").rglob("*.py"):
+        assert not {i.split(".")[0] for i in imports(path)} & {"faust", "mode"}, path
 
 
 def private_uses(path: Path) -> list[str]:

@@ -5,7 +5,9 @@ Sentence-transformers' `mine_hard_negatives` and NV-Retriever do this offline ov
 corpus; here the corpus is the stream's recent past. The index is a window of the anchors and
 positives of the last records the consumer group delivered (bounded by count and age): this
 worker's, with the unit vectors its quality gate already computed, and the other workers', with
-the vectors they shared (`streams.worker.mining_feed`), so mining embeds nothing. Search is exact: a window
+the vectors they shared (`streams.group.mining_feed`), so mining embeds nothing. A record's sentences join the
+window (and go to the group) only once its triplet is on the broker (`StreamMiner.delivered`): a record the
+broker refused, or one lost in a crash, is never a `mined_negatives[].source_id`. Search is exact: a window
 of 10,000 sentences is one 10,000 x 384 matrix-vector product (about 0.3 ms on one core), where
 an ANN index would pay only at a hundred times that size and makes eviction by age awkward.
 
@@ -22,13 +24,17 @@ The hardest `k` that remain are returned, hardest first.
 """
 
 import asyncio
+import logging
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
 from streams.quality.checks import plain_text
+
+log = logging.getLogger("pairstream.mining")
 
 
 @dataclass(frozen=True)
@@ -60,24 +66,51 @@ class SentenceWindow:
         self.capacity = capacity
         self.max_age_s = max_age_s
         self.clock = clock
-        self.vectors: np.ndarray | None = None  # (capacity, dimensions), allocated on the first add
-        self.added_at = np.full(capacity, -np.inf)
-        self.texts: list[str | None] = [None] * capacity
-        self.keys: list[str | None] = [None] * capacity  # each text folded (case, punctuation), computed once
-        self.record_ids: list[str | None] = [None] * capacity
+        self._clear(None)
+
+    def _clear(self, dims: int | None) -> None:
+        self.dims = dims  # the vectors' width: this worker's embedder's, or the group's until it has embedded
+        self.vectors = None if dims is None else np.zeros((self.capacity, dims), dtype=np.float32)
+        self.own_width = False  # whether `dims` was set by this worker's own vectors
+        self.added_at = np.full(self.capacity, -np.inf)
+        self.texts: list[str | None] = [None] * self.capacity
+        self.keys: list[str | None] = [None] * self.capacity  # each text folded (case, punctuation), computed once
+        self.record_ids: list[str | None] = [None] * self.capacity
         self.slot_of: dict[str, int] = {}  # folded text -> slot
         self.next = 0  # slot the next sentence goes to (the oldest once full)
         self.filled = 0
+
+    def fits(self, dims: int) -> bool:
+        """Whether vectors `dims` wide can join the window (another worker's, checked before they are added)."""
+        return self.dims is None or self.dims == dims
+
+    def _own(self, dims: int) -> None:
+        """This worker's embedder decides the width: a window sized by the group's records to another width (a
+        worker with another model of the same name) is started afresh rather than failing every search."""
+        if self.dims is not None and self.dims != dims:
+            log.warning("the mining window held %d-wide vectors from the group; this worker's embedder makes %d-wide "
+                        "ones: starting the window afresh, the group's other records are refused", self.dims, dims)
+            self._clear(None)
+        if self.dims is None:
+            self._clear(dims)
+        self.own_width = True
 
     def __len__(self) -> int:
         """Sentences in the window that are not too old."""
         return int(np.count_nonzero(self.added_at[:self.filled] >= self.clock() - self.max_age_s))
 
-    def add(self, record_id: str, texts: list[str], vectors: np.ndarray, age_s: float = 0.0) -> None:
-        """`age_s`: how long ago the sentences were delivered (read back from the mining topic at start-up)."""
+    def add(self, record_id: str, texts: list[str], vectors: np.ndarray, age_s: float = 0.0, *,
+            own: bool = True) -> None:
+        """`age_s`: how long ago the sentences were delivered (read back from the mining topic at start-up);
+        `own`: this worker's vectors (they set the width) or the group's (refused with ValueError if they do not
+        fit)."""
+        if own:
+            self._own(vectors.shape[1])
+        elif not self.fits(vectors.shape[1]):
+            raise ValueError(f"{vectors.shape[1]}-wide vectors do not fit a window of {self.dims}")
+        elif self.dims is None:
+            self._clear(vectors.shape[1])
         now = self.clock() - age_s
-        if self.vectors is None:
-            self.vectors = np.zeros((self.capacity, vectors.shape[1]), dtype=np.float32)
         for text, vector in zip(texts, vectors):
             key = plain_text(text)
             if key in self.slot_of:
@@ -106,6 +139,7 @@ class SentenceWindow:
 
         One matrix product for all the queries: the window is read from memory once, whatever their number."""
         queries = np.atleast_2d(queries)
+        self._own(queries.shape[1])
         if self.vectors is None or not self.filled:
             return np.zeros((len(queries), 0), dtype=np.float32)
         scores = queries @ self.vectors[:self.filled].T
@@ -134,10 +168,14 @@ class StreamMiner:
     """
 
     def __init__(self, window: SentenceWindow, rules: MiningRules,
-                 share: Callable[[str, list[str], np.ndarray], None] | None = None):
+                 share: Callable[[str, list[str], np.ndarray], None] | None = None, held: int = 10_000):
         self.window = window
         self.rules = rules
-        self.share = share  # also hands each record's sentences to the group (`streams.worker.mining_feed`)
+        self.share = share  # also hands each record's sentences to the group (`streams.group.mining_feed`)
+        # Records mined, their triplets not yet on the broker: (anchor, positive) and vectors, until `delivered`
+        # or `forget`; bounded (oldest dropped) so an anchor cancelled in between cannot grow it.
+        self._held: OrderedDict[str, tuple[str, str, np.ndarray]] = OrderedDict()
+        self.held = held
         self._waiting: list[tuple[tuple, asyncio.Future]] = []
         self.searches = 0  # matrix products made, for tests
 
@@ -178,9 +216,20 @@ class StreamMiner:
         if self.share is not None:
             self.share(record_id, [anchor, positive], vectors[:2])
 
+    def delivered(self, record_id: str) -> None:
+        """The record's triplet is on the broker: its sentences become candidates (`remember`)."""
+        held = self._held.pop(record_id, None)
+        if held is not None:
+            self.remember(record_id, *held)
+
+    def forget(self, record_id: str) -> None:
+        """The record was not delivered (a dead letter instead, or cancelled): its sentences are never mined."""
+        self._held.pop(record_id, None)
+
     async def __call__(self, record_id: str, anchor: str, positive: str, negative: str | None,
                        vectors: np.ndarray) -> list[dict]:
-        """Mine, then remember: the `Miner` the generator awaits for every delivered record."""
+        """Mine, and hold the record's sentences until its triplet is delivered: the `Miner` the generator awaits
+        for every record that passed."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         if not self._waiting:
@@ -201,6 +250,9 @@ class StreamMiner:
             return
         for (args, future), mined in zip(batch, results):
             record_id, anchor, positive, _, vectors = args
-            self.remember(record_id, anchor, positive, vectors)
+            self._held[record_id] = (anchor, positive, vectors[:2])
+            self._held.move_to_end(record_id)
+            while len(self._held) > self.held:
+                self._held.popitem(last=False)
             if not future.done():
                 future.set_result([m.record() for m in mined])

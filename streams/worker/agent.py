@@ -24,8 +24,10 @@ Delivery is at-least-once and nothing is skipped:
   turn triplets into dead letters: the record waits and is sent again when the broker is
   back (`streams.worker.delivery`), its anchor unacked and not generated again; only a
   record the broker refuses for good becomes a dead letter;
-- a redelivered anchor whose record the group already produced (its id seen on the output
-  topics, `streams.worker.produced`) is acked without an LLM call.
+- a redelivered anchor whose triplet the group already delivered (its id seen on the triplets
+  topic, `streams.group.produced`) is acked without an LLM call; a dead-lettered one is generated again;
+- a record's sentences become mining candidates (here and in the group) only once its triplet is
+  acknowledged by the broker (`StreamMiner.delivered`).
 """
 
 import asyncio
@@ -39,12 +41,13 @@ from faust.types import TP, EventT, StreamT
 
 from schemas import Source
 from streams.generate.limits import ConcurrencyLimit
+from streams.group.follower import TopicFollower
+from streams.group.produced import ProducedIds
 from streams.metrics import Metrics
+from streams.quality.mining import StreamMiner
 from streams.worker.delivery import BrokerWait, cause
 from streams.worker.faust_internals import gated
-from streams.worker.follower import TopicFollower
 from streams.worker.processor import AnchorProcessor, Outcome
-from streams.worker.produced import ProducedIds
 
 log = logging.getLogger("pairstream.agent")
 
@@ -101,10 +104,12 @@ class AnchorAgent:
 
     def __init__(self, app, processor: AnchorProcessor, limit: ConcurrencyLimit, drain_timeout_s: float = 30.0,
                  metrics: Metrics | None = None, produced: ProducedIds | None = None,
-                 follower: TopicFollower | None = None, follower_timeout_s: float = 60.0):
+                 follower: TopicFollower | None = None, follower_timeout_s: float = 60.0,
+                 miner: StreamMiner | None = None):
         self.app = app
         self.processor = processor
         self.produced = produced
+        self.miner = miner  # told which records were delivered, so only those are mined from
         self.follower = follower  # what the group wrote (ids, mining sentences), read before the first anchor
         self.follower_timeout_s = follower_timeout_s
         self.limit = limit
@@ -213,9 +218,7 @@ class AnchorAgent:
             if outcome.kind == "skipped":
                 self.metrics.redeliveries_skipped.inc()
             else:
-                await self._produce(outcome, msg)
-                if self.produced is not None and outcome.key:
-                    self.produced.add(outcome.key.decode())
+                self._settled(await self._produce(outcome, msg))
             await acker.done(ticket)
         except asyncio.CancelledError:
             raise  # not acked: redelivered after restart or rebalance
@@ -223,8 +226,23 @@ class AnchorAgent:
             log.exception("fatal error on %s[%s]@%s; stopping without acking it", msg.topic, msg.partition, msg.offset)
             await self.app.crash(exc)
 
-    async def _produce(self, outcome: Outcome, msg) -> None:
-        """Send the outcome; a retriable failure waits and re-sends (`streams.worker.delivery`), it never ends here.
+    def _settled(self, outcome: Outcome) -> None:
+        """What the broker now holds for this anchor: a triplet is done (a redelivery skips it) and its sentences
+        can be mined; a dead letter is neither."""
+        if not outcome.key:
+            return
+        record_id = outcome.key.decode()
+        if outcome.kind == "triplet":
+            if self.produced is not None:
+                self.produced.add(record_id)
+            if self.miner is not None:
+                self.miner.delivered(record_id)
+        elif self.miner is not None:
+            self.miner.forget(record_id)
+
+    async def _produce(self, outcome: Outcome, msg) -> Outcome:
+        """Send the outcome and return what was sent; a retriable failure waits and re-sends
+        (`streams.worker.delivery`), it never ends here.
 
         A triplet the broker refuses for good (too large, invalid, unauthorised) becomes a dead letter; a dead
         letter refused for good stops the worker without acking the anchor.
@@ -249,6 +267,7 @@ class AnchorAgent:
                       "reason": outcome.reason, "source": f"{msg.topic}[{msg.partition}]@{msg.offset}"}
             log.warning("dead letter id=%s stage=%s error=%s source=%s: %s", record_id, outcome.stage,
                         outcome.error_kind, fields["source"], outcome.reason, extra={"pairstream": fields})
+        return outcome
 
     @property
     def in_flight(self) -> int:

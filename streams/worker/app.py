@@ -16,16 +16,16 @@ import faust
 from streams.generate.generator import Generator
 from streams.generate.limits import limit_for
 from streams.generate.llm import LLMClient
-from streams.kafka import faust_credentials, mines_from_group
+from streams.group.follower import TopicFollower
+from streams.group.mining_feed import MiningFeed
+from streams.group.produced import ProducedIds
+from streams.kafka import faust_credentials
 from streams.metrics import Metrics, StateReader
 from streams.quality.judge import build_judge, build_miner
 from streams.settings import Settings
 from streams.worker import faust_internals, web
 from streams.worker.agent import AnchorAgent
-from streams.worker.follower import TopicFollower
-from streams.worker.mining_feed import MiningFeed
 from streams.worker.processor import AnchorProcessor
-from streams.worker.produced import ProducedIds
 
 log = logging.getLogger("pairstream.app")
 
@@ -104,15 +104,14 @@ def create_app(settings: Settings) -> PairstreamApp:
     miner = build_miner(settings, judge) if judge is not None else None  # one index shared by all anchors in flight
     generator = Generator(llm, settings, limit=limit, metrics=metrics, judge=judge, miner=miner)
     follower = TopicFollower(settings)  # what every worker of the group wrote, read by this one
-    produced = ProducedIds(settings.produced_capacity).follow(
-        follower, [settings.triplets_topic, settings.dlq_topic], settings.produced_lookback) \
-        if settings.skip_produced else None
-    if miner is not None and mines_from_group(settings):
+    produced = ProducedIds(settings.produced_ids_kept).follow(
+        follower, settings.triplets_topic, settings.produced_lookback) if settings.skip_produced else None
+    if miner is not None and settings.mines_from_group:
         feed = MiningFeed(settings, miner.window, judge.embedder.name, metrics).follow(follower)
         miner.share = feed.share
         app.when_shut_down(feed.stop)
     agent = AnchorAgent(app, AnchorProcessor(settings, generator, produced), limit, settings.drain_timeout_s, metrics,
-                        produced, follower if follower.following else None)
+                        produced, follower if follower.following else None, miner=miner)
     app.agent(anchors, name="pairstream.generate")(agent.run)
     app.when_stopping(agent.begin_shutdown)
     app.when_shut_down(llm.aclose)

@@ -39,7 +39,7 @@ class AnchorProcessor:
     def __init__(self, settings: Settings, generator: Generator, produced: Container[str] | None = None):
         self.settings = settings
         self.generator = generator
-        self.produced = produced  # ids already on the output topics (`streams.worker.produced`)
+        self.produced = produced  # ids already delivered as triplets (`streams.group.produced`)
 
     async def process(self, topic: str, partition: int, offset: int, raw: bytes | None) -> Outcome:
         started = time.perf_counter()

@@ -145,7 +145,7 @@ def test_the_window_is_bounded_by_count_and_by_age():
 async def test_records_delivered_together_are_searched_in_one_product_with_the_same_result(model, sts):
     miner = StreamMiner(SentenceWindow(1000, 3600), MiningRules(k=3))
     feed(miner, model, stream_of(sts, 100))
-    batch = stream_of(sts, 12, start=600)
+    batch = [(f"new-{rid}", a, p) for rid, a, p in stream_of(sts, 12, start=600)]
     vectors = {rid: model.embed_sync([a, p]) for rid, a, p in batch}
     alone = {rid: [m.record() for m in miner.mine(rid, a, p, None, vectors[rid])] for rid, a, p in batch}
     before = miner.searches
@@ -153,4 +153,48 @@ async def test_records_delivered_together_are_searched_in_one_product_with_the_s
     assert miner.searches == before + 1
     assert dict(zip(alone, together)) == alone  # as if each had been searched alone before the others
     assert sum(map(len, together)) >= 12  # not a vacuous comparison
-    assert all(rid in miner.window.record_ids for rid, _, _ in batch)  # and all of them are remembered
+    assert not any(rid in miner.window.record_ids for rid, _, _ in batch)  # held until their triplets are out
+    for rid, _, _ in batch:
+        miner.delivered(rid)
+    assert all(rid in miner.window.record_ids for rid, _, _ in batch)  # then remembered
+
+
+async def test_a_record_is_remembered_and_shared_only_once_delivered():
+    """Review: sentences were shared with the group when mined, before the triplet was produced; a refused
+    produce or a crash left `mined_negatives[].source_id` naming records that exist nowhere."""
+    shared = []
+    miner = StreamMiner(SentenceWindow(100, 3600), MiningRules(k=3), share=lambda rid, texts, v: shared.append(rid))
+    unit = np.eye(4, dtype=np.float32)
+    await miner("out", "An anchor.", "A positive.", None, unit[:3])
+    await miner("refused", "Another anchor.", "Another positive.", None, unit[1:4])
+    assert shared == [] and len(miner.window) == 0
+    miner.delivered("out")
+    miner.forget("refused")
+    miner.delivered("refused")  # forgotten: nothing to deliver
+    assert shared == ["out"] and set(miner.window.record_ids) - {None} == {"out"}
+
+
+async def test_what_is_held_is_bounded():
+    miner = StreamMiner(SentenceWindow(100, 3600), MiningRules(k=1), held=5)
+    unit = np.eye(4, dtype=np.float32)
+    for i in range(20):
+        await miner(f"r{i}", f"Anchor {i}.", f"Positive {i}.", None, unit[:2])
+    for i in range(20):
+        miner.delivered(f"r{i}")
+    assert set(miner.window.record_ids) - {None} == {f"r{i}" for i in range(15, 20)}
+
+
+def test_the_window_keeps_its_own_width_and_refuses_the_groups_other_widths():
+    """Review: the first mining record of another width (768 against MiniLM's 384) sized the window, and every
+    later search of this worker's vectors raised: a crash loop on every worker, for up to the window's age."""
+    window = SentenceWindow(10, 3600)
+    wide = np.eye(768, dtype=np.float32)[:2]
+    assert window.fits(768)
+    window.add("theirs", ["Their anchor.", "Their positive."], wide, own=False)  # the group's, first
+    own = np.eye(384, dtype=np.float32)[:1]
+    assert window.scores(own).shape == (1, 0)  # this worker's width wins: started afresh, no error
+    assert window.dims == 384 and not window.fits(768)
+    with pytest.raises(ValueError):
+        window.add("theirs-again", ["Their anchor."], wide[:1], own=False)
+    window.add("mine", ["My anchor."], own)
+    assert window.scores(own).shape == (1, 1)

@@ -93,3 +93,30 @@ def test_triplet_too_large_for_the_topic_becomes_a_produce_dead_letter(broker, n
     assert (letter["id"], letter["stage"], letter["raw_truncated"], letter["raw_bytes"]) == ("huge", "produce", True, len(huge))
     assert letter["attempts"] == 1  # the triplet took one request before the broker refused it
     assert "producing the triplet failed" in letter["error"]["message"]
+
+
+def test_a_corrected_anchor_sent_again_under_its_dead_lettered_id_becomes_a_triplet(broker, names, fake_llm,
+                                                                                     start_worker):
+    """Review: the produced-ids skip learnt ids from the dead-letter topic too, so 20 anchors dead-lettered for
+    bad input and then corrected and sent again under the same ids were all acked unasked: 0 triplets, 0 LLM
+    requests. Half are corrected while the worker that dead-lettered them runs, half after a restart (the new
+    worker reads the group's topics first)."""
+    llm = fake_llm()
+    ids = [f"fix-{i}" for i in range(20)]
+    produce(broker, names["anchors"], [orjson.dumps({"id": i, "anchor": "A fine anchor.", "action": "summarise"})
+                                       for i in ids])
+    worker = start_worker(PAIRSTREAM_LLM_BASE_URL=llm.base_url)
+    assert len(account(broker, names, 20).dead_letters) == 20
+
+    def correct(batch):
+        produce(broker, names["anchors"], [orjson.dumps({"id": i, "anchor": f"The corrected anchor {i}."})
+                                           for i in batch])
+
+    correct(ids[:10])
+    assert sorted(t["id"] for t in account(broker, names, 30).triplets) == ids[:10]
+    assert worker.stop() == 0
+    start_worker(PAIRSTREAM_LLM_BASE_URL=llm.base_url)
+    correct(ids[10:])
+    acc = account(broker, names, 40)
+    assert not acc.lost and sorted(t["id"] for t in acc.triplets) == sorted(ids)
+    assert len(llm.requests) >= 20

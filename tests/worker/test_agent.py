@@ -316,3 +316,41 @@ async def test_an_outage_is_logged_once_for_all_records_waiting_not_once_per_rec
     back = [r.getMessage() for r in caplog.records if "takes records again" in r.getMessage()]
     assert len(back) == 1 and "3 re-sends" in back[0], back
     assert agent.metrics.produce_retries.labels("NodeNotReadyError")._value.get() == 3
+
+
+# -- what the broker holds decides what a redelivery skips and what is mined from ---------------------------------
+
+async def test_only_a_triplet_the_broker_took_is_mined_from_or_skipped_on_redelivery():
+    """Review: the miner shared a record's sentences before its produce was acknowledged, and the produced-ids
+    skip learnt dead-lettered ids too (a corrected anchor sent again was never generated)."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from streams.group.produced import ProducedIds
+    from streams.quality.mining import MiningRules, SentenceWindow, StreamMiner
+    from streams.worker.processor import Outcome
+
+    shared = []
+    miner = StreamMiner(SentenceWindow(100, 3600), MiningRules(k=1), share=lambda rid, texts, v: shared.append(rid))
+    producer = _FakeProducer({"triplets": [None], "dlq": [None]})
+    agent = _agent(producer)
+    agent.produced, agent.miner = ProducedIds(100), miner
+    outcomes = {"delivered": _triplet(1), "refused": _triplet(2), "failed": Outcome(
+        "dead_letter", "dlq", b"id-3", b"{}", "llm", "http_400", "refused", 1)}
+    for i, name in enumerate(outcomes, 1):
+        await miner(f"id-{i}", f"Anchor {i}.", f"Positive {i}.", None, np.eye(4, dtype=np.float32)[:2])
+    producer.script["triplets"] = [None]
+
+    class _Acker:
+        async def done(self, ticket):
+            pass
+
+    for name, outcome in outcomes.items():
+        if name == "refused":
+            producer.script["triplets"] = [_permanent()["record too large"]]
+        agent.processor.process = lambda *args, outcome=outcome: asyncio.sleep(0, outcome)
+        await agent._handle(SimpleNamespace(message=_AnchorMsg()), None, _Acker())
+    assert [t for t, _ in producer.calls] == ["triplets", "triplets", "dlq", "dlq"]
+    assert "id-1" in agent.produced and "id-2" not in agent.produced and "id-3" not in agent.produced
+    assert shared == ["id-1"] and set(miner.window.record_ids) - {None} == {"id-1"}
