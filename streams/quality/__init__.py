@@ -7,8 +7,13 @@ with a bounded wait, so scoring never serialises the worker. `checks` turns vect
 into scores (anchor-positive, anchor-negative, margin) and names what is wrong
 (near-copy, off topic, false negative, too-easy hard negative). `judge` puts them
 together as the generator's `Judge` (`streams.generate.judging`); the worker builds
-it from the settings (`build_judge`).
+it from the settings (`build_judge`). Checks of meaning and form read the text: `alignment`
+(words invented or dropped), `form` (fragments, loops), `round_trip` (the anchor found
+again among the stream's sentences), and the optional reviewers `rerank` and `llm_review`
+(a cross-encoder or an LLM judge). `mining` keeps the window of the stream's recent
+sentences and mines hard negatives from it.
 
-May import: `streams.settings`, `streams.metrics`, `streams.generate` (its HTTP error
-classes, retry policy and outage gate), numpy, onnxruntime, tokenizers. No Faust or Kafka.
+May import: `streams.settings`, `streams.metrics`, `streams.generate` (the LLM client and its
+error classes, retry policy and outage gate, the `Problem` and `Judgement` types, and
+`task`'s example words), numpy, onnxruntime, tokenizers. No Faust or Kafka.
 """

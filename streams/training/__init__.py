@@ -8,5 +8,6 @@ held-out pairs; `downstream` is the benchmark that trains on pairstream's data a
 size. Needs the `train` extra (sentence-transformers, a CPU torch): every import of it is inside a function,
 so the worker never loads torch.
 
-May import: `streams.settings`, sentence-transformers, torch, datasets. No Faust or Kafka.
+May import: `streams.settings`, `streams.local` (`downstream` generates its data by running the local demo),
+sentence-transformers, torch, datasets. No Faust or Kafka in-process.
 """
