@@ -8,8 +8,9 @@ Two retry loops, kept apart on purpose:
   not parse, is truncated or fails validation is re-asked with an adjusted
   request (higher temperature, more tokens, a correction note). With a quality
   judge and PAIRSTREAM_QUALITY=gate, a valid pair the embedding checks refuse is
-  re-asked the same way, its note naming the problem; when every attempt fails,
-  the failure carries the best candidate's scores and every candidate.
+  re-asked the same way; when every attempt fails, the failure carries the best
+  candidate's scores and every candidate. A note is the fixed sentence of the
+  problem's kind (`task.REASK_NOTES`), never a check's message.
 Unlike a batch pipeline, a failure here costs only this anchor, never a batch.
 """
 
@@ -71,20 +72,7 @@ class _Tally:
     outputs: list[str] = field(default_factory=list)
 
 
-def correction_for(problem: Problem) -> str:
-    """A note appended to the anchor turn on a re-ask, telling the model what went wrong."""
-    if problem.kind.endswith("copies_anchor"):
-        return "Note: your previous answer repeated the anchor. Write new sentences in different words."
-    if problem.kind.endswith("copies_example"):
-        return "Note: your previous answer repeated the example. Write sentences about this anchor."
-    if problem.kind == "truncated":
-        return "Note: your previous answer was too long. Keep each sentence short."
-    if problem.kind in QUALITY_PROBLEMS:
-        return f"Note: your previous answer was rejected: {problem.message}."
-    return f"Note: your previous answer was rejected ({problem.message}). Follow the format exactly."
-
-
-# What the quality gate refuses (streams.quality): the re-ask quotes its message as it is.
+# What the quality gate refuses (streams.quality); each has its fixed re-ask note (`task.REASK_NOTES`).
 NEGATIVE_PROBLEMS = ("false_negative", "easy_negative", "entailed_negative", "rerank_negative",
                      "llm_judge_negative")
 QUALITY_PROBLEMS = ("near_copy", "off_topic", "invented", "repetition", "degenerate", "fragment", "example_leak",
@@ -122,11 +110,11 @@ class Generator:
     def request_for(self, req: AnchorRequest, attempt: int, problem: Problem | None,
                     temperature: float | None = None) -> ChatRequest:
         s = self.settings
-        correction = correction_for(problem) if problem else None
         max_tokens = s.llm_max_tokens * (2 if problem and problem.kind == "truncated" else 1)
         return ChatRequest(
             model=s.llm_model,
-            messages=build_messages(req.anchor, req.spec, s.structured_output, correction),
+            # the note is chosen by the problem's kind only: its message may quote another record (round trip)
+            messages=build_messages(req.anchor, req.spec, s.structured_output, problem.kind if problem else None),
             temperature=temperature if temperature is not None else min(1.5, s.llm_temperature + 0.4 * attempt),
             max_tokens=max_tokens,
             frequency_penalty=s.llm_frequency_penalty,

@@ -24,6 +24,15 @@ class Problem:
     message: str
 
 
+@dataclass(frozen=True)
+class Abstention:
+    """A check that could not judge a pair (it reads English words, the text is in another script): it neither
+    passes nor refuses it; the other checks decide."""
+
+    check: str  # the problem kind the check names when it refuses
+    reason: str
+
+
 def check_pair(anchor: str, positive: str, negative: str | None, *, want_negative: bool, max_chars: int,
                forbidden: tuple[str, ...] = ()) -> Problem | None:
     """The first problem with a generated pair, or None when it is a valid training example.

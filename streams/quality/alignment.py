@@ -12,6 +12,12 @@ invented one ("stage") has none. So:
   cosine is at least `max_negative_containment`): the negative says nothing the anchor does not, so it is
   true of the anchor, or only a shorter restatement of it.
 
+The model's wordpieces are English (all-MiniLM-L6-v2's uncased BERT vocabulary): a Cyrillic, Arabic or Greek word
+is cut into single letters, and most CJK characters are unknown to it ([UNK]). Matching letters is no alignment (a
+correct Russian paraphrase with one letter the anchor lacks looked "invented"), so where the anchor or the judged
+sentence is not in Latin script these checks abstain (`Abstention`, with the script) and leave the pair to the
+other checks.
+
 Calibrated on the labelled records in `tests/data/judge/` and on STS-B train pairs (gold paraphrases
 must mostly pass, gold unrelated pairs must never look entailed); the measured precision and recall are
 in the README ("Quality gate"). Only the in-process model exposes token vectors; with a remote
@@ -24,8 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from streams.generate.validation import Problem
-from streams.quality.form import FUNCTION_WORDS
+from streams.generate.validation import Abstention, Problem
+from streams.quality.form import FUNCTION_WORDS, script
 
 SPECIAL = frozenset({"[CLS]", "[SEP]", "[PAD]"})
 WORDLIKE = re.compile(r"^(##)?\w")
@@ -37,6 +43,21 @@ class TokenVectors:
 
     tokens: tuple[str, ...]
     vectors: np.ndarray  # (tokens, dimensions), unit rows
+    script: str | None = None  # of the text's letters (`form.script`); "UNKNOWN": mostly [UNK]; None: no letters
+
+    @property
+    def readable(self) -> bool:
+        """Whether the model's English wordpieces can align this text: Latin script, or no letters at all."""
+        return self.script in ("LATIN", None)
+
+
+def script_of_tokens(tokens: list[str]) -> str | None:
+    """The script of a text from its wordpieces: that of their letters, or UNKNOWN when most are [UNK]."""
+    pieces = [t.removeprefix("##") for t in tokens if not (t.startswith("[") and t.endswith("]"))]
+    unknown = sum(t == "[UNK]" for t in tokens)
+    if unknown and unknown >= len(pieces):
+        return "UNKNOWN"
+    return script("".join(pieces))
 
 
 def content_tokens(tokens: list[str], hidden: np.ndarray) -> TokenVectors:
@@ -44,7 +65,7 @@ def content_tokens(tokens: list[str], hidden: np.ndarray) -> TokenVectors:
             if t not in SPECIAL and WORDLIKE.match(t) and t.removeprefix("##") not in FUNCTION_WORDS]
     vectors = hidden[keep].astype(np.float32)
     vectors /= np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
-    return TokenVectors(tuple(tokens[i] for i in keep), vectors)
+    return TokenVectors(tuple(tokens[i] for i in keep), vectors, script_of_tokens(tokens))
 
 
 def worst_match(x: TokenVectors, y: TokenVectors) -> tuple[float, str]:
@@ -76,16 +97,43 @@ class TokenCache:
         return self._items.get(text)
 
 
+def unreadable(check: str, *texts: tuple[str, TokenVectors]) -> Abstention | None:
+    """An abstention of `check` when one of the (role, tokens) is not in a script the wordpieces can align."""
+    for role, tv in texts:
+        if not tv.readable:
+            return Abstention(check, f"the {role} is in {tv.script.lower()} script, which the embedding model's "
+                                     "English wordpieces cannot align token by token, so the check does not judge it")
+    return None
+
+
+def alignment_review(anchor: TokenVectors, positive: TokenVectors, negative: TokenVectors | None, *,
+                     min_token_match: float, max_negative_containment: float
+                     ) -> tuple[list[Problem], list[Abstention]]:
+    """What the token alignment finds wrong, and the checks that abstained (a script they cannot align)."""
+    found, abstained = [], []
+    cannot = unreadable("invented", ("anchor", anchor), ("positive", positive))
+    if cannot is not None:
+        abstained.append(cannot)
+    else:
+        score, token = worst_match(positive, anchor)
+        if score < min_token_match:
+            found.append(Problem("invented", f"the positive says something the anchor does not "
+                                             f"(\"{token.lstrip('#')}\" has no counterpart in it); say only what "
+                                             "the anchor says"))
+    if negative is not None and len(negative.tokens):
+        cannot = unreadable("entailed_negative", ("anchor", anchor), ("negative", negative))
+        if cannot is not None:
+            abstained.append(cannot)
+        else:
+            score, _ = worst_match(negative, anchor)
+            if score >= max_negative_containment:
+                found.append(Problem("entailed_negative", "the negative only repeats what the anchor says, so it is "
+                                                          "true of it; write something the anchor does not mean"))
+    return found, abstained
+
+
 def alignment_problems(anchor: TokenVectors, positive: TokenVectors, negative: TokenVectors | None, *,
                        min_token_match: float, max_negative_containment: float) -> list[Problem]:
-    found = []
-    score, token = worst_match(positive, anchor)
-    if score < min_token_match:
-        found.append(Problem("invented", f"the positive says something the anchor does not (\"{token.lstrip('#')}\" "
-                                         f"has no counterpart in it); say only what the anchor says"))
-    if negative is not None and len(negative.tokens):
-        score, _ = worst_match(negative, anchor)
-        if score >= max_negative_containment:
-            found.append(Problem("entailed_negative", "the negative only repeats what the anchor says, so it is "
-                                                      "true of it; write something the anchor does not mean"))
-    return found
+    """`alignment_review`'s problems, without its abstentions."""
+    return alignment_review(anchor, positive, negative, min_token_match=min_token_match,
+                            max_negative_containment=max_negative_containment)[0]

@@ -3,6 +3,7 @@ flight), score them and name what is wrong; then, where a user has them, ask str
 an LLM judge) about the pairs that passed. It is the `Judge` the generator calls (`streams.generate.judging`).
 """
 
+import logging
 from typing import Protocol
 
 import numpy as np
@@ -12,15 +13,17 @@ from streams.generate.judging import Judgement, JudgeUnavailable
 from streams.generate.outage import OutageGate
 from streams.metrics import Metrics
 from streams.generate.task import example_words
-from streams.quality.alignment import alignment_problems
+from streams.quality.alignment import alignment_review
 from streams.quality.batcher import MicroBatcher
-from streams.quality.form import form_problems
+from streams.quality.form import form_review
 from streams.quality.llm_review import Review
 from streams.quality.checks import Thresholds, findings, scores_of
 from streams.quality.embedder import Embedder, EmbeddingError
 from streams.quality.mining import MiningRules, SentenceWindow, StreamMiner
 from streams.quality.round_trip import round_trip_problem
 from streams.settings import Settings
+
+log = logging.getLogger("pairstream.quality")
 
 
 class Reviewer(Protocol):
@@ -62,9 +65,12 @@ class EmbeddingJudge:
         scores = scores_of(vectors, self.embedder.name)
         found = findings(scores, req.anchor, positive, negative, hard_negative=req.spec.hard_negative,
                          limits=self.limits)
-        found += form_problems(req.anchor, positive, negative, query=req.spec.action == "query",
-                               example_words=example_words(req.spec, req.anchor))
-        found += self._alignment(req.anchor, positive, negative)
+        form, abstained = form_review(req.anchor, positive, negative, query=req.spec.action == "query",
+                                      example_words=example_words(req.spec, req.anchor))
+        aligned, cannot = self._alignment(req.anchor, positive, negative)
+        found += form + aligned
+        for abstention in abstained + cannot:  # a check that cannot read the script passes the pair on to the others
+            log.debug("record %s: %s abstains: %s", req.id, abstention.check, abstention.reason)
         if self.window is not None:
             found += filter(None, [round_trip_problem(self.window, req.id, req.anchor, vectors)])
         review = await self._reviews(req.anchor, positive, negative, found)
@@ -91,17 +97,18 @@ class EmbeddingJudge:
             more.scores.update(review.scores)
         return more
 
-    def _alignment(self, anchor: str, positive: str, negative: str | None) -> list:
-        """Token-level checks, where the embedder keeps its token vectors (the in-process model)."""
+    def _alignment(self, anchor: str, positive: str, negative: str | None) -> tuple[list, list]:
+        """Token-level checks, where the embedder keeps its token vectors (the in-process model): problems and
+        abstentions (a script the model's wordpieces cannot align)."""
         token_vectors = getattr(self.embedder, "token_vectors", None)
         if token_vectors is None:
-            return []
+            return [], []
         a, p = token_vectors(anchor), token_vectors(positive)
         n = token_vectors(negative) if negative is not None else None
         if a is None or p is None:  # evicted meanwhile (a very long batch): judged by the other checks only
-            return []
-        return alignment_problems(a, p, n, min_token_match=self.limits.min_token_match,
-                                  max_negative_containment=self.limits.max_negative_containment)
+            return [], []
+        return alignment_review(a, p, n, min_token_match=self.limits.min_token_match,
+                                max_negative_containment=self.limits.max_negative_containment)
 
     async def aclose(self) -> None:
         for backend in (self.embedder, *self.reviewers):

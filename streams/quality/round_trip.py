@@ -10,6 +10,10 @@ Sentences of another record that are near-duplicates of this anchor (cosine >= `
 same text folded) are skipped: a stream repeats sentences ("A man is playing a guitar."), and a good
 positive of one copy is rightly as close to the other. With an empty window (a cold start) the check
 passes everything.
+
+The problem names the other record by its id and the cosine, never by its text: the message goes into this
+anchor's dead letter, and another record's sentence has no place there (nor in a re-ask, whose note is fixed:
+`streams.generate.task.REASK_NOTES`).
 """
 
 import numpy as np
@@ -38,7 +42,6 @@ def round_trip_problem(window: SentenceWindow, record_id: str, anchor: str, vect
             break
     if best_slot is None:
         return None
-    other = window.texts[best_slot] or ""
-    return Problem("round_trip", f"the positive is closer to another sentence of the stream ({other[:80]!r}, "
-                                 f"cosine {best:.2f}) than to its anchor ({own:.2f}); it must say what the "
-                                 "anchor says")
+    return Problem("round_trip", f"the positive is closer to a sentence of record {window.record_ids[best_slot]!r} "
+                                 f"(cosine {best:.2f}) than to its anchor ({own:.2f}); it must say what the anchor "
+                                 "says")

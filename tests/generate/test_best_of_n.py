@@ -11,6 +11,7 @@ from streams.generate.decode import decode_anchor
 from streams.generate.generator import Generated, GenerationFailure, Generator
 from streams.generate.judging import Judgement
 from streams.generate.llm import LLMClient
+from streams.generate.task import REASK_NOTES
 from streams.generate.validation import Problem
 from streams.metrics import Metrics
 from streams.settings import Settings
@@ -73,7 +74,8 @@ async def test_an_attempt_whose_candidates_are_all_refused_is_asked_again_naming
     assert isinstance(result, Generated) and result.positive == "The plan passed kept on Monday."
     assert len(llm.requests) == 4
     reask = llm.requests[2]["messages"][-1]["content"]
-    assert "Note:" in reask and "adds a detail" in reask
+    # the fixed note of the problem's kind, not the judge's message ("adds a detail")
+    assert reask.endswith(f"\n{REASK_NOTES['invented']}\n") and "adds a detail" not in reask
     assert counted(metrics, "refused") == 3 and counted(metrics, "delivered") == 1
 
 

@@ -186,7 +186,7 @@ async def test_an_llm_judge_outage_is_retried_then_the_anchor_cannot_be_judged(f
 
 
 def test_every_refusal_of_the_quality_package_gets_a_quality_note_on_the_re_ask():
-    """Each check's kind is one the generator treats as a quality refusal (its message quoted in the re-ask)."""
+    """Each check's kind is one the generator treats as a quality refusal (the re-ask carries its fixed note)."""
     import re
     from pathlib import Path
 
