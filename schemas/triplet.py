@@ -12,7 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.anchor import Action
 
-SCHEMA_VERSION = 3  # 2: `quality` (embedding scores and verdict); 3: `mined_negatives`
+# 2: `quality` (embedding scores and verdict); 3: `mined_negatives`. From 3 on, bump it only for a change an older
+# reader cannot read (a field removed, renamed or retyped): a sink leaves out fields it does not know and keeps the
+# record, but refuses a record of a newer version (`streams.dataset.wire`). A new optional field needs no bump.
+SCHEMA_VERSION = 3
 
 
 class Source(BaseModel):

@@ -26,9 +26,14 @@ def is_negative(column: str) -> bool:
     return column == "negative" or NEGATIVE_N.fullmatch(column) is not None
 
 
+def is_column(name: str) -> bool:
+    """One of the columns `--columns` may ask for."""
+    return name in INPUT_COLUMNS + ("id",) or NEGATIVE_N.fullmatch(name) is not None
+
+
 def check_columns(columns: tuple[str, ...]) -> None:
     """`anchor`, `positive`, `negative`, `negative_N`, `id`, each once; raises ValueError."""
-    bad = [c for c in columns if c not in INPUT_COLUMNS + ("id",) and not NEGATIVE_N.fullmatch(c)]
+    bad = [c for c in columns if not is_column(c)]
     if bad or not columns or len(set(columns)) != len(columns):
         raise ValueError(f"choose from anchor, positive, negative, negative_1 ... negative_K, id, each once "
                          f"(got {', '.join(columns) or 'nothing'})")
@@ -88,3 +93,59 @@ def config_name(family: str, full_records: bool) -> str:
     if family == MAIN:
         return "records" if full_records else "default"
     return family.replace("_", "-")
+
+
+def canonical_views(views) -> tuple[str, ...]:
+    """The views in one order (theirs in VIEWS), so that two spellings of one set compare equal."""
+    return tuple(v for v in VIEWS if v in views)
+
+
+def views_written(views: tuple[str, ...], negatives: int, kinds) -> dict[str, set[tuple[str, ...]]]:
+    """The view families, each with the columns of its rows, that `views` write for records of these kinds:
+    (has an LLM negative, number of mined negatives). What a rebuilt index compares the shards on disk with."""
+    written: dict[str, set[tuple[str, ...]]] = {}
+    for has_negative, mined in kinds:
+        record = {"anchor": "", "positive": "", "negative": "" if has_negative else None,
+                  "mined_negatives": [{"text": ""}] * mined}
+        for layout in layouts_for(None, views, negatives)[1:]:
+            family, row = layout.place(record)
+            written.setdefault(family, set()).add(tuple(row))
+    return written
+
+
+def settings_of(fmt: str, columns: tuple[str, ...] | None, views, negatives: int | str) -> dict[str, str]:
+    """A layout as the index records it. A rebuilt index records what its shards allow where they cannot tell
+    more: `views` may be alternatives ("triplet|mined-negatives"), `negatives` (the mined-negatives view's
+    width) a lower bound (">=4"); the first run that fits then settles them (`settled`)."""
+    return {"format": fmt, "columns": ",".join(columns) if columns else "all",
+            "views": views if isinstance(views, str) else ",".join(canonical_views(views)) or "none",
+            "negatives": str(negatives)}
+
+
+def settled(value: str | None) -> bool:
+    return value is not None and "|" not in value and not value.startswith(">=")
+
+
+def layout_mismatch(held: dict[str, str | None], asked: dict[str, str]) -> str | None:
+    """What a directory holds (`held`, from its index; None: not recorded) against what a run asks (`settings_of`),
+    with the flags that fix it; None if they agree. The width counts only with the mined-negatives view."""
+    choices = [",".join(canonical_views(v.split(","))) or "none" for v in (held["views"] or asked["views"]).split("|")]
+    views = asked["views"] if asked["views"] in choices else choices[0]  # the views the run goes on with
+
+    def fits(key: str, have: str) -> bool:
+        if key == "views":
+            return asked["views"] in choices
+        return int(asked[key]) >= int(have[2:]) if have.startswith(">=") else have == asked[key]
+
+    wrong = [key for key, have in held.items() if have is not None and not fits(key, have)
+             and (key != "negatives" or "mined-negatives" in views.split(","))]
+    if not wrong:
+        return None
+    shown = {key: " or ".join(map(repr, choices)) if key == "views" else
+             repr(f"{held[key][2:]} or more" if held[key].startswith(">=") else held[key]) for key in wrong}
+    fixes = [f"--{key} {choices[0] if key == 'views' else held[key].removeprefix('>=')}" for key in wrong
+             if key != "columns" or held[key] != "all"]
+    fixes += ["without --columns"] if "columns" in wrong and held["columns"] == "all" else []
+    return (f"{', '.join(f'{key} {shown[key]}' for key in wrong)}; asked for "
+            f"{', '.join(f'{key} {asked[key]!r}' for key in wrong)}: consume it with {' '.join(fixes)}, "
+            f"or choose another directory")

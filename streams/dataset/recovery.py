@@ -6,7 +6,10 @@ crashed before indexing them). Any other file, named like a shard or not, is nev
 directory holding shards but no index (copied with `cp -r ds/* new/`, downloaded without its
 hidden folder, or `.pairstream/` deleted to reset it) gets its index rebuilt from the shards,
 with one warning; one without full records (a --columns layout) has no ids to rebuild from and
-is refused with what to do.
+is refused with what to do. The rebuilt index records the layout the shards were written with
+(format; views and mined-negatives width: the ones that write exactly these view folders and
+columns for these records), never the flags of the run that rebuilds it, so a run asking for
+another layout is refused as it would be by an intact index, before it writes anything.
 """
 
 import logging
@@ -14,7 +17,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
-from streams.dataset.layouts import MAIN
+from streams.dataset.layouts import MAIN, VIEWS, canonical_views, is_column, settings_of, views_written
 from streams.dataset.shard import read_rows
 from streams.dataset.tally import dead_letter_reason
 
@@ -80,16 +83,12 @@ def recover(ds: "Dataset") -> int:
 
 
 def rebuild_index(ds: "Dataset", shards: list[Path], free: int) -> None:
-    """A new index over existing shards: adopt them all, and index the ids of their full records."""
+    """A new index over existing shards: adopt them all, index the ids of their full records, and record the layout
+    they were written with (`layout_of`), not the one this run asks for: the caller checks the two agree."""
     how = f"restore {ds.state_dir} from where the dataset came from, or move its shards to another directory"
-    if ds.columns is not None:
-        raise DatasetError(f"{ds.dir} holds shards but no index ({ds.state_dir}), and a --columns layout has no "
-                           f"record ids to rebuild it from: {how}")
-    formats = {f.suffix[1:] for f in shards if family_of(f, ds.dir) not in RECORD_FAMILIES}
-    if formats - {ds.fmt}:
-        raise DatasetError(f"{ds.dir} holds {'/'.join(sorted(formats))} shards but no index; consume it with "
-                           f"--format {sorted(formats - {ds.fmt})[0]}, or {how}")
     entries, ids, dead, seen = [], [], [], set()
+    kinds: set[tuple[bool, int]] = set()  # (has an LLM negative, mined negatives) of the full records
+    columns: dict[str, set[tuple[str, ...]]] = {}  # of each other family's shards
     for path in sorted(shards, key=seq_of):
         family, rows = family_of(path, ds.dir), 0
         try:
@@ -97,11 +96,18 @@ def rebuild_index(ds: "Dataset", shards: list[Path], free: int) -> None:
                 rows += 1
                 if family == "dead_letters":
                     dead.append((row.get("id"), dead_letter_reason(row)))
+                elif family == MAIN and all(map(is_column, row)):
+                    raise DatasetError(f"{ds.dir} holds shards but no index ({ds.state_dir}), and a --columns "
+                                       f"layout has no record ids to rebuild it from: {how}")
                 elif family in (MAIN, "rejects"):
                     if not row.get("id"):
-                        raise DatasetError(f"{path} holds rows without an id (a --columns layout?), so the index "
-                                           f"of {ds.dir} cannot be rebuilt: {how}")
+                        raise DatasetError(f"{path} holds rows without an id, so the index of {ds.dir} cannot be "
+                                           f"rebuilt: {how}")
                     ids.append(row["id"])
+                    if family == MAIN:
+                        kinds.add((row.get("negative") is not None, len(row.get("mined_negatives") or [])))
+                elif rows == 1:
+                    columns.setdefault(family, set()).add(tuple(row))
         except (ValueError, OSError) as exc:  # orjson and pyarrow errors are ValueErrors
             raise DatasetError(f"{path} cannot be read ({exc}), so the index of {ds.dir} cannot be rebuilt: "
                                f"{how}") from None
@@ -110,9 +116,43 @@ def rebuild_index(ds: "Dataset", shards: list[Path], free: int) -> None:
             seq, free = free, free + 1
         seen.add(seq)
         entries.append((seq, path.name, family, rows))
-    ds.index.add_shards(entries, ids, {}, dead)
-    log.warning("%s had shards but no index: rebuilt it from its %d shards (%d record ids, %d dead letters); "
-                "redelivered records stay duplicates", ds.dir, len(entries), len(ids), len(dead))
+    layout = layout_of(ds, shards, kinds, columns, how)
+    ds.index.add_shards(entries, ids, layout, dead)
+    log.warning("%s had shards but no index: rebuilt it from its %d shards (%d record ids, %d dead letters), "
+                "with their layout (%s); redelivered records stay duplicates", ds.dir, len(entries), len(ids),
+                len(dead), ", ".join(f"{key} {value}" for key, value in layout.items()))
+
+
+def layout_of(ds: "Dataset", shards: list[Path], kinds: set[tuple[bool, int]],
+              columns: dict[str, set[tuple[str, ...]]], how: str) -> dict[str, str]:
+    """The layout of these shards: their format; full records (a --columns layout was refused before); and the
+    views and width whose families and columns for these records are exactly the ones on disk. What the shards
+    cannot tell (a view no record so far would have written apart, a width no row has reached yet) is taken from
+    this run's flags where the shards allow them, so a run whose flags fit is not refused."""
+    formats = {f.suffix[1:] for f in shards if family_of(f, ds.dir) not in RECORD_FAMILIES}
+    if len(formats) > 1:
+        raise DatasetError(f"{ds.dir} holds both jsonl and parquet shards but no index: {how}")
+    found = {family: cols for family, cols in columns.items()
+             if family in ("triplet", "pairs", "mined-negatives") or family.startswith("mined-negatives-")}
+    if not kinds:  # no full record: nothing to tell a layout by, unless training rows are there without them
+        if found or any(family.startswith("negatives-") for family in columns):
+            raise DatasetError(f"{ds.dir} holds training rows but no full records, and no index ({ds.state_dir}) "
+                               f"to know them by: {how}")
+        return settings_of(formats.pop() if formats else ds.fmt, ds.columns, ds.views, ds.negatives)
+    widest = max((len(c) for cols in found.values() for c in cols), default=0)
+    fits = [(views, k) for views in ((), ("triplet",), ("mined-negatives",), VIEWS)
+            for k in (range(1, max(33, widest, ds.negatives + 1)) if "mined-negatives" in views else (ds.negatives,))
+            if views_written(views, k, kinds) == found]
+    if not fits:
+        mixed = [f"{family}/" for family, cols in sorted(found.items()) if len(cols) > 1]
+        why = f"{' and '.join(mixed)} holds rows of different widths" if mixed else "view folders missing or added?"
+        raise DatasetError(f"{ds.dir} holds shards but no index, and its training views are not what one layout "
+                           f"writes for its records ({why}), so the layout to go on with cannot be told: {how}")
+    asked = canonical_views(ds.views)
+    fits.sort(key=lambda fit: (len(set(fit[0]) ^ set(asked)), abs(fit[1] - ds.negatives)))  # the flags' first
+    views = "|".join(dict.fromkeys(",".join(v) or "none" for v, _ in fits))
+    widths = sorted({k for v, k in fits if "mined-negatives" in v}) or [ds.negatives]
+    return settings_of(formats.pop(), None, views, widths[0] if len(widths) == 1 else f">={widths[0]}")
 
 
 def records_of(paths: list[tuple[str, Path]]) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -6,8 +6,8 @@ never lose (and a full or read-only disk stops the sink with `StorageError`, com
 nothing it could not write); redelivered records are recognised by their id and dropped, across
 restarts. Shards close when they reach `shard_rows` or `shard_seconds` (also while
 the stream is quiet), and on a clean stop. A record the sink cannot read (a tombstone,
-not JSON, not a record) is kept in DIR/rejects/ with its offset and the reason, and
-committed past: one bad record never stops the dataset from growing.
+not JSON, not a record, or one of a newer `schema_version`: `streams.dataset.wire`) is kept in DIR/rejects/
+with its offset and the reason, and committed past: one bad record never stops the dataset from growing.
 """
 
 import asyncio
@@ -18,16 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Literal
 
-import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
-from pydantic import BaseModel, Field, ValidationError, field_validator
-
-from schemas import DeadLetter, TripletRecord
+from pydantic import BaseModel, Field, field_validator
 
 from streams.dataset.layouts import VIEWS, check_columns
 from streams.dataset.disk import StorageError
 from streams.dataset.store import Dataset
+from streams.dataset.wire import NEWER, read_record
 from streams.kafka import aiokafka_kwargs
 from streams.settings import Settings
 
@@ -126,30 +124,6 @@ async def consume(settings: Settings, out_dir: Path, options: SinkOptions | None
     return await Sink(settings, out_dir, options or SinkOptions()).run(on_progress, stop)
 
 
-def read_record(value: bytes | None, is_dlq: bool) -> dict | str:
-    """The record in a message, or why the sink cannot use it (the message then becomes a reject).
-
-    A record is validated against the wire contract's own models (`schemas`: the ones the JSON Schemas are
-    generated from), so a well-formed but wrong value (`quality: "bad"`, a mined negative without a score)
-    is a reject here rather than an error inside the dataset that would stop the sink on every restart."""
-    if value is None:
-        return "tombstone (null value)"
-    try:
-        record = orjson.loads(value)
-    except orjson.JSONDecodeError as exc:
-        return f"not JSON: {exc}"
-    if not isinstance(record, dict):
-        return f"not a JSON object: {type(record).__name__}"
-    model, kind = (DeadLetter, "dead-letter") if is_dlq else (TripletRecord, "triplet")
-    try:
-        model.model_validate(record)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors()[:3])
-        more = f" (and {exc.error_count() - 3} more)" if exc.error_count() > 3 else ""
-        return f"not a {kind} record: {problems}{more}"
-    return record
-
-
 class Sink(ConsumerRebalanceListener):
     """One `pairstream consume`: a consumer-group member writing into one dataset directory.
 
@@ -178,6 +152,7 @@ class Sink(ConsumerRebalanceListener):
         self.owned: set[TopicPartition] = set()
         self.closed = False
         self.failure: StorageError | None = None  # from a checkpoint in a rebalance callback, raised by the loop
+        self.warned: set[str] = set()
 
     # -- rebalances (ConsumerRebalanceListener) ------------------------------------------------------------
     async def on_partitions_revoked(self, revoked) -> None:
@@ -207,10 +182,16 @@ class Sink(ConsumerRebalanceListener):
 
     def add(self, tp: TopicPartition, msg) -> None:
         is_dlq = tp.topic == self.settings.dlq_topic
-        record = read_record(msg.value, is_dlq)
+        ignored: set[str] = set()
+        record = read_record(msg.value, is_dlq, ignored)
+        for name in sorted(ignored):
+            self.warn_once(f"{tp.topic} carries a field this sink does not know, left out of {self.dataset.dir}: "
+                           f"{name} (a newer worker; upgrade pairstream consume to keep it)")
         if isinstance(record, str):
             added = self.dataset.reject(tp.topic, tp.partition, msg.offset, record, msg.value)
             self.stats.rejects += added
+            if record.startswith(NEWER):
+                self.warn_once(f"{tp.topic}: {record}; kept in {self.dataset.dir / 'rejects'}")
         else:
             added = self.dataset.add(record, dead_letter=is_dlq)
             if added and is_dlq:
@@ -260,6 +241,11 @@ class Sink(ConsumerRebalanceListener):
                 await self.consumer.stop()
         self.stats.superseded = self.dataset.superseded
         return self.stats
+
+    def warn_once(self, message: str) -> None:
+        if message not in self.warned:
+            self.warned.add(message)
+            log.warning(message)
 
     def _reached(self, limit: int | None) -> bool:
         """`--limit` records seen: the sink stops at exactly that many (the rest of a fetch is not written, nor

@@ -22,7 +22,8 @@ its records are redelivered) or a renamed shard the index lists as pending but n
 (deleted on start, likewise), never a half-written shard or a record in two shards. Recovery
 deletes nothing else: a file the index has not recorded as its own pending shard is never touched.
 
-A directory holding shards but no index gets its index rebuilt (`streams.dataset.recovery`).
+A directory holding shards but no index gets its index rebuilt, with the layout of its shards
+(`streams.dataset.recovery`); a run asking for another layout is refused, as with an intact index.
 
 One process at a time writes a directory: the first takes an exclusive lock on
 DIR/.pairstream/lock, and a second gets `DirectoryBusy` naming the holder's pid.
@@ -46,7 +47,7 @@ import orjson
 from streams.dataset.card import render_card
 from streams.dataset.disk import storage, writing
 from streams.dataset.index import IdIndex, utc_now
-from streams.dataset.layouts import MAIN, VIEWS, layouts_for
+from streams.dataset.layouts import MAIN, VIEWS, layout_mismatch, layouts_for, settings_of, settled
 from streams.dataset.shard import Shard
 from streams.dataset.recovery import RECORD_FAMILIES, DatasetError, folder, records_of, recover
 from streams.dataset.tally import Tally, dead_letter_reason
@@ -97,10 +98,10 @@ class Dataset:
             self.lock = DirectoryLock(self.state_dir / "lock", f"the dataset in {self.dir}").acquire()
             try:
                 self.index = IdIndex(self.state_dir / "index.sqlite")
-                self._check_layout()
                 self.dataset_id = self.index.meta("dataset_id") or uuid.uuid4().hex  # names it on its card
                 self.index.set_meta("dataset_id", self.dataset_id)
-                self._recover()
+                self._recover()  # first: a rebuilt index records the layout of the shards, which is checked next
+                self._check_layout()
                 stored = self.index.meta("tally")
                 self.tally = Tally.from_json(orjson.loads(stored)) if stored else self._count_shards()
                 self.tally.dead_letters_kept = self.tally.dead_letters_kept or dead_letters
@@ -110,14 +111,15 @@ class Dataset:
                 raise
 
     def _check_layout(self) -> None:
-        layout = {"format": self.fmt, "columns": ",".join(self.columns) if self.columns else "all",
-                  "views": ",".join(self.views) or "none", "negatives": str(self.negatives)}
-        for key, value in layout.items():
-            have = self.index.meta(key)
-            if have is None:
+        """The layout asked is the one the directory holds (its index's, or the one rebuilt from its shards); a new
+        directory (or a setting it has not recorded) takes the one asked."""
+        asked = settings_of(self.fmt, self.columns, self.views, self.negatives)
+        held = {key: self.index.meta(key) for key in asked}
+        if problem := layout_mismatch(held, asked):
+            raise DatasetError(f"{self.dir} holds a dataset with {problem}")
+        for key, value in asked.items():
+            if not settled(held[key]):
                 self.index.set_meta(key, value)
-            elif have != value:
-                raise DatasetError(f"{self.dir} holds a dataset with {key} {have!r}; asked for {value!r}")
 
     def _count_shards(self) -> Tally:
         """The figures of a directory written before the card existed (or whose index was rebuilt), read once

@@ -230,3 +230,31 @@ def test_a_second_sink_on_one_directory_exits_1_naming_the_holder(broker, names,
         first.terminate()
         assert first.wait(60) == 0
     assert consume(out, "--until-idle", "1", env=pairstream_env).returncode == 0  # free once the first stopped
+
+
+def test_a_newer_workers_records_are_kept_and_a_newer_schema_version_is_refused(broker, names, pairstream_env,
+                                                                                 tmp_path):
+    """Review item 3: the sink rejected every record with a field it did not know, so a worker upgraded before
+    its sink stopped the dataset from growing. Now unknown fields (at the top, nested) are left out and the
+    record is written; only a record of a newer schema_version is refused: kept in DIR/rejects/ with both
+    versions in its reason, counted, one warning."""
+    from schemas import SCHEMA_VERSION
+
+    texts = stsb_sentences(5)
+    good = [orjson.loads(triplet(i, texts[i])) for i in range(5)]
+    newer_fields = {**good[1], "reranker_score": 0.9, "usage": {**good[1]["usage"], "cached_tokens": 3}}
+    newer_version = {**good[3], "schema_version": SCHEMA_VERSION + 1}
+    values = [good[0], newer_fields, good[2], newer_version, good[4]]
+    produce(broker, names["triplets"], [orjson.dumps(v) for v in values], partition=0)
+    out = tmp_path / "ds"
+    done = consume(out, "--until-idle", "2", env=pairstream_env)
+    assert done.returncode == 0, done.stderr
+    assert "wrote 4 triplets" in done.stdout and "rejected 1 unreadable records" in done.stdout
+    rows = {r["id"]: r for f in out.glob("*.jsonl") for r in map(orjson.loads, f.read_bytes().splitlines())}
+    assert sorted(rows) == ["rec-0", "rec-1", "rec-2", "rec-4"]
+    assert rows["rec-1"] == good[1]  # as the sink knows it: without the new fields
+    [reject] = [orjson.loads(x) for f in (out / "rejects").glob("*.jsonl") for x in f.read_bytes().splitlines()]
+    assert reject["source"]["offset"] == 3 and orjson.loads(reject["value"]) == newer_version
+    assert f"schema_version {SCHEMA_VERSION + 1} is newer than this sink reads ({SCHEMA_VERSION})" in reject["reason"]
+    assert "reranker_score" in done.stderr and "usage.cached_tokens" in done.stderr  # said once, not per record
+    assert done.stderr.count(f"schema_version {SCHEMA_VERSION + 1}") == 1

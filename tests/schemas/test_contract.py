@@ -54,3 +54,19 @@ def test_processor_output_validates_against_the_files(fake_llm):
     jsonschema.validate(letter, load("dead_letter"))
     assert letter["raw_encoding"] == "base64" and letter["stage"] == "decode"
     assert letter["source"] == {"topic": "anchors", "partition": 0, "offset": 6}
+
+
+def test_the_models_stay_strict_for_the_producer():
+    """The sink reads leniently (tests/dataset/test_sink_records.py); the models it shares with the worker do not:
+    a worker that makes a field the contract does not have fails its own validation."""
+    from pydantic import ValidationError
+
+    from schemas import DeadLetter, TripletRecord
+
+    schema = load("triplet")
+    record = {key: None for key in schema["required"]}
+    with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
+        TripletRecord.model_validate({**record, "unknown": 1})
+    with pytest.raises(ValidationError, match="error.unknown\n  Extra inputs are not permitted"):
+        DeadLetter.model_validate({"error": {"type": "t", "message": "m", "unknown": 1}})
+    assert schema["additionalProperties"] is False and load("dead_letter")["additionalProperties"] is False
