@@ -1,6 +1,6 @@
 """Generation: one anchor request to a validated (positive, negative) pair, the GenerateSentencePair semantics.
 
-`decode` turns a raw value into an `AnchorRequest`, `task` holds the prompts,
+`decode` turns a raw value into an `AnchorRequest`, `task` holds the prompts (`reask` the fixed re-ask notes),
 JSON schema and output parsers, `validation` the checks a pair must pass,
 `llm` the OpenAI-compatible client, `generator` the re-asks and retries,
 `limits` the concurrency limit (fixed or AIMD) and `outage` the worker-wide gate

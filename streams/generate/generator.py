@@ -10,7 +10,7 @@ Two retry loops, kept apart on purpose:
   judge and PAIRSTREAM_QUALITY=gate, a valid pair the embedding checks refuse is
   re-asked the same way; when every attempt fails, the failure carries the best
   candidate's scores and every candidate. A note is the fixed sentence of the
-  problem's kind (`task.REASK_NOTES`), never a check's message.
+  problem's kind (`reask.REASK_NOTES`), never a check's message.
 Unlike a batch pipeline, a failure here costs only this anchor, never a batch.
 """
 
@@ -72,7 +72,7 @@ class _Tally:
     outputs: list[str] = field(default_factory=list)
 
 
-# What the quality gate refuses (streams.quality); each has its fixed re-ask note (`task.REASK_NOTES`).
+# What the quality gate refuses (streams.quality); each has its fixed re-ask note (`reask.REASK_NOTES`).
 NEGATIVE_PROBLEMS = ("false_negative", "easy_negative", "entailed_negative", "rerank_negative",
                      "llm_judge_negative")
 QUALITY_PROBLEMS = ("near_copy", "off_topic", "invented", "repetition", "degenerate", "fragment", "example_leak",

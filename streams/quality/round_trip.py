@@ -13,7 +13,7 @@ passes everything.
 
 The problem names the other record by its id and the cosine, never by its text: the message goes into this
 anchor's dead letter, and another record's sentence has no place there (nor in a re-ask, whose note is fixed:
-`streams.generate.task.REASK_NOTES`).
+`streams.generate.reask.REASK_NOTES`).
 """
 
 import numpy as np

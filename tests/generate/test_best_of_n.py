@@ -11,7 +11,7 @@ from streams.generate.decode import decode_anchor
 from streams.generate.generator import Generated, GenerationFailure, Generator
 from streams.generate.judging import Judgement
 from streams.generate.llm import LLMClient
-from streams.generate.task import REASK_NOTES
+from streams.generate.reask import REASK_NOTES
 from streams.generate.validation import Problem
 from streams.metrics import Metrics
 from streams.settings import Settings

@@ -141,7 +141,7 @@ def problem_kinds_in_the_code() -> set[str]:
 
 
 def test_every_problem_kind_the_checks_can_name_has_a_fixed_reask_note():
-    from streams.generate.task import REASK_NOTES
+    from streams.generate.reask import REASK_NOTES
 
     kinds = problem_kinds_in_the_code()
     # the generator's own, the validator's (both roles), the parser's and every quality check's
@@ -165,7 +165,7 @@ def test_a_reask_carries_only_the_fixed_note_of_the_problem_kind(kind):
     request = Generator(None, Settings()).request_for(req, 1, Problem(kind, f"close to another sentence ({injected!r})"))
     body = orjson.dumps(request.messages).decode()
     assert "IGNORE" not in body and "PWNED" not in body
-    from streams.generate.task import REASK_NOTES, reask_note
+    from streams.generate.reask import REASK_NOTES, reask_note
 
     assert request.messages[-1]["content"] == "## Anchor\n\nThe cat sat on the mat.\n\n" + reask_note(kind) + "\n"
     assert reask_note(kind) == REASK_NOTES.get(kind, reask_note("some_other_kind"))

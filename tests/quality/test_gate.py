@@ -52,7 +52,7 @@ async def test_a_refused_pair_is_reasked_with_a_note_naming_the_problem(fake_llm
     assert isinstance(result, Generated) and result.attempts == 2
     assert result.positive == GOOD["positive"] and result.quality["verdict"] == "pass"
     assert result.quality["margin"] > 0.2 and result.quality["model"] == "sentence-transformers/all-MiniLM-L6-v2"
-    from streams.generate.task import REASK_NOTES
+    from streams.generate.reask import REASK_NOTES
 
     first, note = (r["messages"][-1]["content"] for r in llm.requests[:2])
     assert "Note:" not in first and note == f"{first}\n{REASK_NOTES[problem]}\n"  # the fixed note, no scores
@@ -151,6 +151,6 @@ async def test_another_records_text_reaches_neither_the_reask_nor_the_dead_lette
     sent = [orjson.dumps(r).decode().lower() for r in llm.requests]
     for text in [*sent, outcome.value.decode().lower(), (outcome.reason or "").lower()]:
         assert not [w for w in ("ignore all", "previous instructions", "pwned") if w in text], text
-    from streams.generate.task import REASK_NOTES
+    from streams.generate.reask import REASK_NOTES
 
     assert all(r["messages"][-1]["content"].endswith(f"\n{REASK_NOTES['round_trip']}\n") for r in llm.requests[1:])
