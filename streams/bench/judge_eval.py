@@ -1,21 +1,27 @@
 """`pairstream bench --judge FILE`: the quality gate's checks against readers' labels (precision, recall), and
-against gold STS-B paraphrases (how many real paraphrases each check refuses). In process, no broker."""
+against gold STS-B paraphrases (how many real paraphrases each check refuses). In process, no broker.
+
+The STS-B files come from the directory `--judge-data` names: the labelled records hold line numbers of
+`stsb_test_sentences.txt` (their anchors), and `stsb_train.tsv` adds the gold paraphrases when it is there.
+"""
 
 import asyncio
 from pathlib import Path
 
 import orjson
 
-from streams.quality.evaluation import evaluate, gold_paraphrases, load_labelled, table
+from streams.bench.evaluation import evaluate, gold_paraphrases, load_labelled, table
 from streams.quality.judge import build_judge
 from streams.settings import Settings
 
-SHARED = Path("../shared/data")
+ANCHORS_FILE, GOLD_FILE = "stsb_test_sentences.txt", "stsb_train.tsv"
 
 
-def judge_output(labelled: Path, anchors: Path | None = None, gold: Path | None = None, as_json: bool = False) -> str:
-    anchors = anchors or SHARED / "stsb_test_sentences.txt"
-    gold = gold if gold is not None else SHARED / "stsb_train.tsv"
+def judge_output(labelled: Path, data_dir: Path, as_json: bool = False) -> str:
+    anchors, gold = data_dir / ANCHORS_FILE, data_dir / GOLD_FILE
+    if not anchors.is_file():
+        raise FileNotFoundError(f"--judge-data: no {ANCHORS_FILE} in {data_dir} (the labelled records' anchors, by "
+                                "line number): give the directory of the STS-B files")
     rows = load_labelled(labelled, anchors)
     pairs = gold_paraphrases(gold) if gold.is_file() else []
 

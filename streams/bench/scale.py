@@ -9,10 +9,13 @@ backlog flows, one more worker joins and, later, one leaves (SIGTERM: it finishe
 anchors in flight and leaves the group). A rebalance's cost is the longest pause in
 deliveries after the event (the steady flow's longest pause is printed beside it) and
 the LLM calls it made twice: first attempts the backend saw for an anchor it had
-already been asked for (anchors are distinct texts, `unique_anchors`). With the quality
-embeddings on (`--quality flag`), the negatives mined per record of the backlog and
-their median score show whether N workers mine as one does (the group-wide window):
-on the same stream, that is over the anchors both runs had in their backlogs. Anchors
+already been asked for (anchors are distinct texts, `unique_anchors`). The workers run
+without the produced-ids skip (PAIRSTREAM_SKIP_PRODUCED=false): it would ack such an
+anchor unasked and so hide an ack the rebalance failed to commit, the cost measured
+here. With the quality embeddings on (`--quality flag`), the negatives mined per
+record of the backlog and their median score show whether N workers mine as one does
+(the group-wide window): on the same stream, that is over the anchors both runs had in
+their backlogs. Anchors
 are distinct texts taken in the same order in every run, so an anchor stands at the
 same place in the stream for every N, with the same sentences before it; one worker
 mines from all of them, and so does each of N workers if the window is the group's.
@@ -21,8 +24,6 @@ mines from all of them, and so does each of N workers if the window is the group
 import asyncio
 import os
 import statistics
-import signal
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,24 +61,6 @@ class ScalePoint:
     ratio_to_n_single: float | None = None  # rate / (N x one worker's rate), filled in by `run_scale`
 
 
-async def stop_without_blocking(proc: subprocess.Popen, timeout: float = 30, sig: int = signal.SIGTERM) -> None:
-    """`stop_process` for a process stopped mid-measurement: `sig`, then SIGKILL after `timeout`, awaited.
-
-    The event loop keeps running meanwhile, and with it the reader that timestamps deliveries; a blocking
-    wait would stamp every delivery made during the shutdown with the moment it ended, as one late burst.
-    """
-    if proc.poll() is not None:
-        return
-    proc.send_signal(sig)
-    deadline = time.monotonic() + timeout
-    while proc.poll() is None:
-        if time.monotonic() >= deadline:
-            proc.kill()
-            await asyncio.to_thread(proc.wait)
-            return
-        await asyncio.sleep(0.05)
-
-
 def longest_pause(times: list[float], start: float, end: float) -> float:
     """The longest gap between consecutive deliveries (or the window's edges and them) within [start, end]."""
     inside = sorted(t for t in times if start <= t <= end)
@@ -87,7 +70,9 @@ def longest_pause(times: list[float], start: float, end: float) -> float:
 
 class ScaleRun(Bench):
     def __init__(self, config: BenchConfig, n: int, workdir: Path, log: Log):
-        super().__init__(config.model_copy(update={"slots": config.slots * n, "unique_anchors": True}), workdir, log)
+        super().__init__(config.model_copy(update={
+            "slots": config.slots * n, "unique_anchors": True,
+            "worker_env": {**config.worker_env, "PAIRSTREAM_SKIP_PRODUCED": "false"}}), workdir, log)
         self.per_worker = config
         self.n = n
         self.ports: dict[int, int] = {}
@@ -165,7 +150,9 @@ class ScaleRun(Bench):
         t_leave = time.monotonic()
         paid_twice.append(await self.repeated_first_asks(llm_base))
         leaver = workers.pop(0)
-        await stop_without_blocking(leaver, timeout=30)  # deliveries go on being timed while it leaves
+        # stopped in a thread: the event loop, and with it the reader that timestamps deliveries, keeps running
+        # (a blocking wait here would stamp every delivery of the shutdown with the moment it ended, one late burst)
+        await asyncio.to_thread(stop_process, leaver, 30)
         await deliveries.wait_for([rid for rid, _ in flow], c.timeout_s)
         await asyncio.sleep(2)  # a redelivery after the flow's last record would come now
         paid_twice.append(await self.repeated_first_asks(llm_base))

@@ -1,6 +1,6 @@
 """What every embedding backend offers: unit-length vectors for a batch of texts, and its model's name."""
 
-from typing import Any, Awaitable, Callable, Protocol
+from typing import Any, Awaitable, Callable, Mapping, Protocol
 
 import numpy as np
 
@@ -32,10 +32,13 @@ def normalise(vectors: np.ndarray) -> np.ndarray:
 
 
 async def backend_call(what: str, call: Callable[[], Awaitable[Any]], *, retry: RetryPolicy, gate: OutageGate | None,
-                       sleep: Callable[[float], Awaitable[None]]) -> Any:
+                       sleep: Callable[[float], Awaitable[None]],
+                       errors: Mapping[int, type[EmbeddingError]] | None = None) -> Any:
     """`call()` with the LLM client's retries and outage gate, its LLMError raised as the EmbeddingError of
-    `what` (the quality package's backends, the embedder's and the reviewers', fail with that one type)."""
+    `what` (the quality package's backends, the embedder's and the reviewers', fail with that one type), or as
+    the subclass `errors` names for its HTTP status (the remote embedder's 413: `TooLarge`)."""
     try:
         return await call_with_retries(call, retry=retry, gate=gate, sleep=sleep)
     except LLMError as exc:
-        raise EmbeddingError(exc.kind, f"{what}: {exc}", retryable=exc.retryable) from None
+        error = (errors or {}).get(exc.status, EmbeddingError)
+        raise error(exc.kind, f"{what}: {exc}", retryable=exc.retryable) from None

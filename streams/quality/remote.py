@@ -1,9 +1,10 @@
 """Embeddings from any OpenAI-compatible `/v1/embeddings` (TEI, vLLM, Infinity, Ollama, llama.cpp, OpenAI).
 
 It is the LLM client's HTTP path (`LLMClient.post`: the same error classes, timeout, and the API
-key only in the Authorization header, scrubbed from errors) and the same retry loop
-(`call_with_retries`: backoff, Retry-After) behind its own outage gate (`OutageGate`): while the embedding server is down,
-requests hold and one probe goes out, so anchors wait instead of failing. A response that is
+key only in the Authorization header, scrubbed from errors) and the quality backends' one retry loop
+(`embedder.backend_call`: backoff, Retry-After, the errors mapped) behind its own outage gate (`OutageGate`):
+while the embedding server is down, requests hold and one probe goes out, so anchors wait instead of
+failing. A response that is
 not a list of one vector per text, all of one length (the first answer fixes it, unless
 `dimensions` is given), finite, is an error, never a wrong score.
 
@@ -26,10 +27,10 @@ import numpy as np
 import orjson
 from pydantic import SecretStr
 
-from streams.generate.llm import LLMClient, LLMError
+from streams.generate.llm import LLMClient
 from streams.generate.outage import OutageGate
-from streams.generate.resilience import RetryPolicy, call_with_retries
-from streams.quality.embedder import EmbeddingError, normalise
+from streams.generate.resilience import RetryPolicy
+from streams.quality.embedder import EmbeddingError, backend_call, normalise
 
 
 class TooLarge(EmbeddingError):
@@ -59,14 +60,10 @@ class RemoteEmbedder:
             return np.zeros((0, self.dimensions or 0), dtype=np.float32)
         if self.max_chars is not None:
             texts = [t[:self.max_chars] for t in texts]
-        try:
-            # 413 is not retryable (llm.RETRYABLE_STATUS): it comes straight back here, not resent
-            resp = await call_with_retries(
-                lambda: self.client.post("/embeddings", {"model": self.name, "input": texts}),
-                retry=self.retry, gate=self.gate, sleep=self._sleep)
-        except LLMError as exc:
-            error = TooLarge if exc.status == 413 else EmbeddingError
-            raise error(exc.kind, f"embeddings: {exc}", retryable=exc.retryable) from None
+        # 413 is not retryable (llm.RETRYABLE_STATUS): it comes straight back as TooLarge, not resent
+        body = {"model": self.name, "input": texts}
+        resp = await backend_call("embeddings", lambda: self.client.post("/embeddings", body), retry=self.retry,
+                                  gate=self.gate, sleep=self._sleep, errors={413: TooLarge})
         return self.vectors(resp.content, len(texts))
 
     def vectors(self, content: bytes, expected: int) -> np.ndarray:

@@ -3,7 +3,6 @@ several requests decoded at once, `json_schema` output honoured, and SIGTERM sto
 
 import asyncio
 import importlib.util
-import time
 
 import httpx
 import orjson
@@ -44,6 +43,5 @@ def test_the_local_server_answers_in_parallel_with_the_schema_and_its_real_name(
         log = (tmp_path / "server.log").read_text(errors="replace")
         assert "4 slots" in log and "n_slots = 4" in log  # the engine really runs four slots
     finally:
-        t0 = time.monotonic()
         server.stop()
-    assert server.proc.returncode == 0 and time.monotonic() - t0 < 15  # SIGTERM: a clean, quick exit
+    assert server.proc.returncode == 0  # SIGTERM: a clean exit within stop's 20 s (else SIGKILL's -9)

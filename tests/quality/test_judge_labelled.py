@@ -11,7 +11,7 @@ import asyncio
 
 import pytest
 
-from streams.quality.evaluation import evaluate, gold_paraphrases, load_labelled
+from streams.bench.evaluation import evaluate, gold_paraphrases, load_labelled
 from streams.quality.judge import build_judge
 from streams.settings import Settings
 from support.processes import ROOT, SHARED_DATA

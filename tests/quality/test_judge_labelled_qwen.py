@@ -14,7 +14,7 @@ import asyncio
 import orjson
 import pytest
 
-from streams.quality.evaluation import evaluate, load_labelled
+from streams.bench.evaluation import evaluate, load_labelled
 from streams.quality.judge import build_judge
 from streams.settings import Settings
 from support.processes import ROOT, SHARED_DATA

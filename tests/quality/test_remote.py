@@ -17,7 +17,7 @@ from streams.generate.resilience import RetryPolicy
 from streams.generate.outage import OutageGate
 from streams.quality.embedder import EmbeddingError, normalise
 from streams.quality.judge import build_judge
-from streams.quality.remote import RemoteEmbedder
+from streams.quality.remote import RemoteEmbedder, TooLarge
 from streams.settings import Settings
 from support.fake_tei import FakeTEI
 
@@ -67,6 +67,19 @@ async def test_garbage_and_refusals_are_clear_errors(fake_llm, reply, kind):
         await remote.embed(["a", "b"])
     await remote.aclose()
     assert err.value.kind == kind
+
+
+async def test_a_413_is_too_large_and_never_resent(fake_llm):
+    """HTTP 413 is not retried (the same body would be refused again) and comes back as `TooLarge`, what the
+    micro-batcher splits a batch on; any other refusal is a plain EmbeddingError, never split on."""
+    llm = fake_llm(embed_behaviour=lambda body, n: Reply(status=413, content="too many inputs"))
+    remote = embedder(llm, retry=RetryPolicy(max_retries=3))
+    with pytest.raises(TooLarge) as err:
+        await remote.embed(["a", "b"])
+    await remote.aclose()
+    assert err.value.kind == "http_413" and err.value.too_large and not err.value.retryable
+    assert "embeddings: " in str(err.value) and len(llm.embed_requests) == 1
+    assert not getattr(EmbeddingError("http_400", "refused"), "too_large", False)
 
 
 async def test_a_dimension_change_between_answers_is_refused(fake_llm):

@@ -12,6 +12,8 @@ A labelled set holds real generated records and what a reader found in each, wit
 Readers' labels are the truth here, embedding scores are not. Gold pairs of STS-B train, when given, add
 what a labelled set of a small model's output cannot show: how many real paraphrases (score >= 4.6) each
 positive check would refuse.
+
+Benchmark code, not the gate's: `pairstream bench --judge` (`judge_eval`) and the labelled-set tests run it.
 """
 
 import asyncio
