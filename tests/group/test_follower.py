@@ -70,18 +70,20 @@ def test_the_recent_past_of_every_partition_is_read_first_then_new_records_follo
     assert "new" in seen[ids]
 
 
-def test_ready_gives_up_on_a_broker_that_does_not_answer():
-    follower = TopicFollower(Settings(broker=f"kafka://127.0.0.1:{free_port()}"))
+def test_ready_gives_up_on_a_broker_that_does_not_answer_and_the_follower_keeps_trying():
+    follower = TopicFollower(Settings(broker=f"kafka://127.0.0.1:{free_port()}"), retry_s=(0.1, 0.2))
     follower.follow("anything", 10, lambda record: None)
 
     async def run():
-        started = time.monotonic()
-        await follower.ready(2)
-        waited = time.monotonic() - started
+        await follower.ready(2)  # returns at its deadline (the test's own timeout would catch a hang)
+        failures = follower.start_failures
+        await asyncio.sleep(1)
+        later = follower.start_failures
         await follower.stop()
-        return waited
+        return failures, later, follower.caught_up.is_set()
 
-    assert asyncio.run(run()) < 10
+    failures, later, caught_up = asyncio.run(run())
+    assert failures >= 1 and later > failures and not caught_up
 
 
 def test_a_busy_topic_is_caught_up_with_without_waiting_for_a_quiet_fetch(broker):
