@@ -46,12 +46,13 @@ def default_text(field) -> str:
 
 
 def settings_reference(model: type[BaseModel], prefix: str = "PAIRSTREAM_") -> str:
-    """A Markdown table of every field of `model`: variable, flag, type, default, description."""
-    rows = ["| Variable | Flag | Type | Default | Description |", "|---|---|---|---|---|"]
+    """A Markdown table of every field of `model`: the variable with its flag, type and default, then what it does."""
+    rows = ['| Setting | What it does |', "|---|---|"]
     for name, field in model.model_fields.items():
         description = (field.description or "").replace("|", "\\|").replace("\n", " ")
-        rows.append(f"| `{prefix}{name.upper()}` | `--{name.replace('_', '-')}` | {type_name(field.annotation)} "
-                    f"| {default_text(field)} | {description} |")
+        setting = (f'<span class="ps-var">`{prefix}{name.upper()}`</span><br>`--{name.replace("_", "-")}` · '
+                   f"{type_name(field.annotation)} · default {default_text(field)}")
+        rows.append(f'| {setting} | {description} |')
     return "\n".join(rows) + "\n"
 
 

@@ -2,7 +2,7 @@
 reports figures that add up; the fake backend behaves as a backend of known capacity.
 
 No figure is asserted against a speed target here (that would be a timed test); the benchmark's
-numbers are in the README and the closing notes.
+numbers are in docs/performance.md and the closing notes.
 """
 
 import asyncio
