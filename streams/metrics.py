@@ -71,13 +71,17 @@ class Metrics:
         self.quality_rejections = Counter(
             "pairstream_quality_rejections", "Pairs the quality checks found wrong, by problem (near_copy, off_topic, "
             "false_negative, easy_negative); a pair can have two.", ["problem"], registry=r)
+        self.quality_abstentions = Counter(
+            "pairstream_quality_abstentions", "Checks that could not judge a pair and passed it on to the others, by "
+            "check (e.g. `invented` or `fragment` on text not in Latin script: their word lists are English).",
+            ["check"], registry=r)
         self.mined_negatives = Histogram(
             "pairstream_mined_negatives", "Negatives mined from the stream per delivered record (0 while the index "
             "warms up or when no sentence passes the rules).", buckets=MINED_BUCKETS, registry=r)
         self.mining_feed = Counter(
             "pairstream_mining_feed", "Records of the mining topic (the group's sentences with their vectors): "
-            "`sent` (this worker's), `received` (into the index), `refused` (another embedder, too old, or not a "
-            "mining record), `failed` (not sent).", ["event"], registry=r)
+            "`sent` (this worker's), `received` (into the index), `refused` (another embedder or vector width, too "
+            "old, or not a mining record), `failed` (not sent).", ["event"], registry=r)
         self.embedding_batches = Counter(
             "pairstream_embedding_batches", "Embedding backend calls (micro-batches of the anchors in flight).",
             registry=r)

@@ -70,6 +70,7 @@ class EmbeddingJudge:
         aligned, cannot = self._alignment(req.anchor, positive, negative)
         found += form + aligned
         for abstention in abstained + cannot:  # a check that cannot read the script passes the pair on to the others
+            self.metrics.quality_abstentions.labels(abstention.check).inc()
             log.debug("record %s: %s abstains: %s", req.id, abstention.check, abstention.reason)
         if self.window is not None:
             found += filter(None, [round_trip_problem(self.window, req.id, req.anchor, vectors)])
