@@ -70,7 +70,8 @@ class Metrics:
             "(cosines) and `margin` (their difference).", ["score"], buckets=SCORE_BUCKETS, registry=r)
         self.quality_rejections = Counter(
             "pairstream_quality_rejections", "Pairs the quality checks found wrong, by problem (near_copy, off_topic, "
-            "false_negative, easy_negative); a pair can have two.", ["problem"], registry=r)
+            "false_negative, easy_negative, invented, entailed_negative, fragment, repetition, degenerate, "
+            "example_leak, round_trip, and the reviewers' rerank_* and llm_judge_*); a pair can have two.", ["problem"], registry=r)
         self.quality_abstentions = Counter(
             "pairstream_quality_abstentions", "Checks that could not judge a pair and passed it on to the others, by "
             "check (e.g. `invented` or `fragment` on text not in Latin script: their word lists are English).",

@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     llm_max_tokens: int = Field(256, ge=16, description="max_tokens of each request.")
     llm_frequency_penalty: float | None = Field(
         None, ge=-2, le=2, description="OpenAI's frequency_penalty, sent when set: lowers a token's odds by how "
-        "often it already appeared (against loops; see README, Quality gate).")
+        "often it already appeared (against loops; see docs/quality.md, Sampling against loops).")
     llm_presence_penalty: float | None = Field(
         None, ge=-2, le=2, description="OpenAI's presence_penalty, sent when set: lowers the odds of any token "
         "that already appeared.")

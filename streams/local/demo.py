@@ -123,7 +123,7 @@ LOCAL_MODEL_ENV: dict[str, dict[str, str]] = {
         # Grammar-constrained JSON lets a small model loop on whitespace until max_tokens: keep it tight
         # (two sentences of at most 200 characters fit; a truncated output is re-asked with twice as many).
         "PAIRSTREAM_LLM_MAX_TOKENS": "160",
-        # Tuned for the quality gate on SmolLM2 (60 STS sentences; README "Quality gate"): a warmer first attempt
+        # Tuned for the quality gate on SmolLM2 (60 STS sentences; docs/quality.md): a warmer first attempt
         # copies the anchor less, and a fifth attempt recovers most of what the gate refuses.
         "PAIRSTREAM_LLM_TEMPERATURE": "0.7",
         "PAIRSTREAM_MAX_GENERATION_ATTEMPTS": "5",

@@ -5,7 +5,7 @@ The engine comes from the `xllamacpp` wheel (prebuilt, nothing to compile); the 
 path. The server runs in its own process and session on a free loopback port, so a crash or Ctrl-C of
 `demo` stops it cleanly, and it dies with its parent (`streams.local.processes.spawn`).
 
-Slots and threads, measured on 2 cores (16 STS anchors per setting, README "Not done yet"): decoding
+Slots and threads, measured on 2 cores (16 STS anchors per setting, docs/performance.md, "The local model server"): decoding
 is bound by memory bandwidth per token, so several requests decoded together (continuous batching) use the
 cores better than one at a time, up to a point that depends on the model's size. SmolLM2-135M peaks at 4
 slots per core; Qwen2.5-Coder-1.5B at 1 per core (2 slots: 0.50 candidates/s, 4: 0.43, 8: 0.39), and a

