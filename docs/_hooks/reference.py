@@ -13,6 +13,8 @@ from pathlib import Path
 from pydantic import BaseModel, SecretStr
 
 MARKER = "<!-- settings-reference -->"
+README_MARKER = "<!-- readme -->"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def type_name(annotation) -> str:
@@ -56,15 +58,24 @@ def settings_reference(model: type[BaseModel], prefix: str = "PAIRSTREAM_") -> s
     return "\n".join(rows) + "\n"
 
 
+def home_page(readme: str) -> str:
+    """The README as the site's home page: its links into `docs/` made relative to the site, and the sentence
+    on how to build the site (the reader is on it) left out."""
+    built_by = " The site is built from `docs/` (`make docs`, or `make docs-serve` to read it at http://127.0.0.1:8000)."
+    return readme.replace("](docs/", "](").replace(built_by, "")
+
+
 def on_page_markdown(markdown: str, page, config, files) -> str:
-    if MARKER not in markdown:
-        return markdown
-    from streams.settings import Settings
+    if README_MARKER in markdown:  # one source for the front page: the README
+        markdown = markdown.replace(README_MARKER, home_page((ROOT / "README.md").read_text()))
+    if MARKER in markdown:
+        from streams.settings import Settings
 
-    return markdown.replace(MARKER, settings_reference(Settings))
+        markdown = markdown.replace(MARKER, settings_reference(Settings))
+    return markdown
 
 
-SCHEMAS = Path(__file__).resolve().parents[2] / "schemas" / "json"
+SCHEMAS = ROOT / "schemas" / "json"
 
 
 def on_files(files, config):

@@ -66,3 +66,10 @@ def test_the_readme_is_a_front_page_that_links_into_the_docs():
     linked = {page.split("#")[0] for page in __import__("re").findall(r"\]\((docs/[^)\s]+\.md[^)\s]*)\)", readme)}
     assert {"docs/getting-started.md", "docs/reference/configuration.md"} <= linked
     assert all((ROOT / page).exists() for page in linked), linked
+
+
+def test_the_home_page_is_the_readme_with_its_links_made_relative(site):
+    page = (site / "index.html").read_text()
+    assert "Read the records before you train on them" in page or "read the records before you train" in page.lower()
+    assert 'href="getting-started/' in page and 'href="docs/' not in page
+    assert "make docs-serve" not in page
