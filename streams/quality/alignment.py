@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from streams.generate.validation import Abstention, Problem
-from streams.quality.form import FUNCTION_WORDS, script
+from streams.quality.form import FUNCTION_WORDS, english_readable, script
 
 SPECIAL = frozenset({"[CLS]", "[SEP]", "[PAD]"})
 WORDLIKE = re.compile(r"^(##)?\w")
@@ -47,8 +47,8 @@ class TokenVectors:
 
     @property
     def readable(self) -> bool:
-        """Whether the model's English wordpieces can align this text: Latin script, or no letters at all."""
-        return self.script in ("LATIN", None)
+        """Whether the model's English wordpieces can align this text."""
+        return english_readable(self.script)
 
 
 def script_of_tokens(tokens: list[str]) -> str | None:
@@ -130,10 +130,3 @@ def alignment_review(anchor: TokenVectors, positive: TokenVectors, negative: Tok
                 found.append(Problem("entailed_negative", "the negative only repeats what the anchor says, so it is "
                                                           "true of it; write something the anchor does not mean"))
     return found, abstained
-
-
-def alignment_problems(anchor: TokenVectors, positive: TokenVectors, negative: TokenVectors | None, *,
-                       min_token_match: float, max_negative_containment: float) -> list[Problem]:
-    """`alignment_review`'s problems, without its abstentions."""
-    return alignment_review(anchor, positive, negative, min_token_match=min_token_match,
-                            max_negative_containment=max_negative_containment)[0]

@@ -67,9 +67,14 @@ def script(text: str) -> str | None:
     return counts.most_common(1)[0][0] if counts else None
 
 
+def english_readable(written_in: str | None) -> bool:
+    """Whether English word lists (and wordpieces) can judge a text in this script: Latin, or no letters at all."""
+    return written_in in ("LATIN", None)
+
+
 def english_lists_apply(text: str) -> bool:
-    """Whether the English word lists can judge the text: it is written in Latin script (or has no letters)."""
-    return script(text) in ("LATIN", None)
+    """Whether the English word lists can judge the text."""
+    return english_readable(script(text))
 
 
 def cannot_read(check: str, text: str, what: str) -> Abstention:
@@ -153,9 +158,3 @@ def form_review(anchor: str, positive: str, negative: str | None, *, query: bool
             elif verdict is not None and verdict.kind not in found:
                 found[verdict.kind] = Problem(verdict.kind, f"the {role}: {verdict.message}")
     return list(found.values()), abstained
-
-
-def form_problems(anchor: str, positive: str, negative: str | None, *, query: bool = False,
-                  example_words: frozenset[str] = frozenset()) -> list[Problem]:
-    """Every form problem of the positive and the negative (`form_review` without its abstentions)."""
-    return form_review(anchor, positive, negative, query=query, example_words=example_words)[0]

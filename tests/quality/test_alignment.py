@@ -3,7 +3,7 @@ stays high, and a negative that only restates the anchor is found to be entailed
 
 import pytest
 
-from streams.quality.alignment import alignment_problems
+from streams.quality.alignment import alignment_review
 from streams.quality.local_minilm import LocalMiniLM
 
 
@@ -15,8 +15,9 @@ def model():
 def kinds(model, anchor, positive, negative=None):
     model.embed_sync([anchor, positive] + ([negative] if negative else []))
     tv = model.token_vectors
-    return [p.kind for p in alignment_problems(tv(anchor), tv(positive), tv(negative) if negative else None,
-                                               min_token_match=0.3, max_negative_containment=0.6)]
+    found, _ = alignment_review(tv(anchor), tv(positive), tv(negative) if negative else None,
+                                min_token_match=0.3, max_negative_containment=0.6)
+    return [p.kind for p in found]
 
 
 @pytest.mark.parametrize("anchor, positive", [
